@@ -1,0 +1,796 @@
+"""Jobs, metering and the voice/avatar flows. Views and tasks call these; nothing else writes
+job state or usage rows.
+
+A job moves queued -> running -> (waiting_provider -> running)* -> succeeded | failed | cancelled.
+A worker claims a job with a conditional UPDATE and holds a lease; the sweeper re-queues jobs
+whose lease ran out (the worker died) and fails jobs past their deadline."""
+
+import logging
+import math
+import random
+import string
+import uuid
+from datetime import timedelta
+from decimal import ROUND_HALF_UP, Decimal
+
+from django.conf import settings
+from django.core.files.base import ContentFile
+from django.core.files.storage import default_storage
+from django.db import transaction
+from django.db.models import F, Q, Value
+from django.db.models.functions import Coalesce
+from django.utils import timezone
+
+from media_pipeline.models import ACTIVE_JOB_STATUSES, JobKind, JobStatus, MediaJob, UsageRecord
+from media_pipeline.providers import get_avatar_provider, get_voice_provider
+from media_pipeline.providers.base import ProviderError
+from media_pipeline.storage import delete_file, local_copy
+from personas.models import TrainingStatus, WritingPersona
+
+log = logging.getLogger(__name__)
+
+MAX_ATTEMPTS = 4
+PREVIEW_LINE = "Hello! This is my voice, ready to narrate everything I write."
+CENT = Decimal("0.0001")
+
+
+class PipelineError(Exception):
+    """A user-facing refusal: the message says what to do."""
+
+
+# --- Costs: the same code gives the estimate before and the charge after -------------------
+
+
+def _is_paid(provider_name: str) -> bool:
+    return provider_name in {"minimax", "wavespeed"}
+
+
+def voice_clone_cost(provider_name: str) -> Decimal:
+    return settings.PRICES["voice_clone"] if _is_paid(provider_name) else Decimal("0")
+
+
+def synthesis_cost(provider_name: str, seconds: float) -> Decimal:
+    if not _is_paid(provider_name):
+        return Decimal("0")
+    return (settings.PRICES["voice_minute"] * Decimal(str(seconds)) / 60).quantize(CENT, ROUND_HALF_UP)
+
+
+def avatar_cost(provider_name: str, seconds: float, resolution: str = "480p") -> Decimal:
+    if not _is_paid(provider_name):
+        return Decimal("0")
+    price = settings.PRICES["avatar_5s_720p" if resolution == "720p" else "avatar_5s_480p"]
+    billed = max(seconds, settings.PRICES["avatar_min_seconds"])
+    return price * math.ceil(billed / 5)
+
+
+def estimate_seconds_for_text(text: str, words_per_minute: float = 150.0) -> float:
+    return max(1.0, len(text.split()) / words_per_minute * 60)
+
+
+# --- Metering --------------------------------------------------------------------------------
+
+
+def record_usage(
+    *,
+    user,
+    persona,
+    job,
+    kind: str,
+    provider: str,
+    media_seconds: float,
+    cost_usd: Decimal,
+    idempotency_key: str,
+    content_type: str = "",
+) -> UsageRecord:
+    """Record one metered use; calling it again with the same key changes nothing."""
+    record, created = UsageRecord.objects.get_or_create(
+        idempotency_key=idempotency_key,
+        defaults={
+            "user": user,
+            "persona": persona,
+            "job": job,
+            "kind": kind,
+            "provider": provider,
+            "tier": user.subscription.tier,
+            "media_seconds": media_seconds,
+            "cost_usd": cost_usd,
+            "content_type": content_type,
+        },
+    )
+    if created and job is not None:
+        MediaJob.objects.filter(pk=job.pk).update(
+            cost_usd=F("cost_usd") + cost_usd, media_seconds=F("media_seconds") + media_seconds
+        )
+    return record
+
+
+# --- Job lifecycle ---------------------------------------------------------------------------
+
+
+def create_job(
+    *,
+    user,
+    persona,
+    kind: str,
+    provider: str,
+    params: dict | None = None,
+    input_file: str = "",
+    estimated_cost_usd: Decimal = Decimal("0"),
+    content_type: str = "",
+) -> MediaJob:
+    deadline_seconds = settings.JOB_DEADLINE_SECONDS.get(kind, settings.JOB_DEADLINE_SECONDS["render"])
+    job = MediaJob.objects.create(
+        user=user,
+        persona=persona,
+        kind=kind,
+        provider=provider,
+        params=params or {},
+        input_file=input_file,
+        estimated_cost_usd=estimated_cost_usd,
+        content_type=content_type,
+        deadline=timezone.now() + timedelta(seconds=deadline_seconds),
+    )
+    enqueue_job(job)
+    return job
+
+
+def enqueue_job(job: MediaJob, *, delay_seconds: float = 0) -> None:
+    """Enqueue after the surrounding transaction commits, so the worker sees the row."""
+    from media_pipeline.tasks import run_job
+
+    def _enqueue():
+        task = run_job
+        if delay_seconds:
+            task = run_job.using(run_after=timezone.now() + timedelta(seconds=delay_seconds))
+        task.enqueue(job.pk)
+
+    transaction.on_commit(_enqueue)
+
+
+def claim_job(job_id: int) -> MediaJob | None:
+    """Take the lease on a runnable job. Returns None if another worker holds it or it is done."""
+    now = timezone.now()
+    claimed = MediaJob.objects.filter(
+        Q(pk=job_id),
+        Q(status__in=[JobStatus.QUEUED, JobStatus.WAITING_PROVIDER])
+        | Q(status=JobStatus.RUNNING, lease_expires_at__lt=now),
+    ).update(
+        status=JobStatus.RUNNING,
+        lease_expires_at=now + timedelta(seconds=settings.JOB_LEASE_SECONDS),
+        heartbeat_at=now,
+        attempts=F("attempts") + 1,
+        started_at=Coalesce("started_at", Value(now)),
+    )
+    if not claimed:
+        return None
+    job = MediaJob.objects.select_related("user__subscription", "persona").get(pk=job_id)
+    return job
+
+
+def heartbeat(job: MediaJob, progress: int | None = None, *, lease_seconds: float | None = None) -> None:
+    """Tell the sweeper this job's worker is alive; a longer lease covers one long blocking call."""
+    now = timezone.now()
+    lease = timedelta(seconds=lease_seconds or settings.JOB_LEASE_SECONDS)
+    fields = {"heartbeat_at": now, "lease_expires_at": now + lease}
+    if progress is not None:
+        job.progress = max(job.progress, min(progress, 100))
+        fields["progress"] = job.progress
+    MediaJob.objects.filter(pk=job.pk).update(**fields)
+
+
+def _save_job(job: MediaJob, **fields) -> None:
+    for name, value in fields.items():
+        setattr(job, name, value)
+    job.save(update_fields=list(fields))
+
+
+def succeed_job(job: MediaJob, **result) -> None:
+    job.result.update(result)
+    _save_job(
+        job,
+        status=JobStatus.SUCCEEDED,
+        progress=100,
+        result=job.result,
+        finished_at=timezone.now(),
+        lease_expires_at=None,
+        error="",
+    )
+
+
+def fail_job(job: MediaJob, message: str) -> None:
+    _save_job(job, status=JobStatus.FAILED, error=message, finished_at=timezone.now(), lease_expires_at=None)
+    on_job_failed(job)
+
+
+def wait_for_provider(job: MediaJob, *, progress: int | None = None, **fields) -> None:
+    """Release the job until the provider's next poll, saving progress and `fields` in one write."""
+    if progress is not None:
+        fields["progress"] = max(job.progress, min(progress, 100))
+    _save_job(job, status=JobStatus.WAITING_PROVIDER, lease_expires_at=None, heartbeat_at=timezone.now(), **fields)
+    enqueue_job(job, delay_seconds=settings.PROVIDER_POLL_SECONDS)
+
+
+def retry_later(job: MediaJob, error: str) -> None:
+    """A transient failure: back off exponentially with jitter, then try again."""
+    delay = min(300, 2**job.attempts) * (0.5 + random.random())
+    _save_job(job, status=JobStatus.QUEUED, error=error, lease_expires_at=None)
+    enqueue_job(job, delay_seconds=delay)
+
+
+def cancel_job(job: MediaJob) -> bool:
+    updated = MediaJob.objects.filter(pk=job.pk, status__in=ACTIVE_JOB_STATUSES).update(
+        status=JobStatus.CANCELLED, finished_at=timezone.now(), lease_expires_at=None
+    )
+    if updated:
+        job.refresh_from_db()
+        on_job_failed(job)
+    return bool(updated)
+
+
+def run_job(job_id: int) -> None:
+    """One step of a job (called by the task). Never raises for expected failures."""
+    job = claim_job(job_id)
+    if job is None:
+        return
+    if job.deadline and timezone.now() > job.deadline:
+        fail_job(job, "This took too long and was stopped. Please try again.")
+        return
+    handler = JOB_HANDLERS[job.kind]
+    try:
+        handler(job)
+    except ProviderError as exc:
+        if exc.retryable and job.attempts < MAX_ATTEMPTS:
+            log.warning("job %s: retryable provider error: %s", job.pk, exc.message)
+            retry_later(job, exc.message)
+        else:
+            fail_job(job, exc.message)
+    except PipelineError as exc:
+        fail_job(job, str(exc))
+    except Exception:
+        log.exception("job %s crashed", job.pk)
+        fail_job(job, "Something went wrong on our side. Please try again.")
+
+
+def sweep_jobs(*, now=None) -> dict:
+    """Re-queue jobs whose worker died (lease expired) and fail jobs past their deadline."""
+    now = now or timezone.now()
+    failed = 0
+    for job in MediaJob.objects.filter(status__in=ACTIVE_JOB_STATUSES, deadline__lt=now):
+        fail_job(job, "This took too long and was stopped. Please try again.")
+        failed += 1
+    stale = MediaJob.objects.filter(status=JobStatus.RUNNING, lease_expires_at__lt=now)
+    requeued = 0
+    for job in stale:
+        if MediaJob.objects.filter(pk=job.pk, status=JobStatus.RUNNING, lease_expires_at__lt=now).update(
+            status=JobStatus.QUEUED, lease_expires_at=None
+        ):
+            enqueue_job(job)
+            requeued += 1
+    # Waiting jobs whose poll task was lost (e.g. Redis flushed) get a fresh poll.
+    lost = MediaJob.objects.filter(
+        status=JobStatus.WAITING_PROVIDER, heartbeat_at__lt=now - timedelta(seconds=settings.JOB_LEASE_SECONDS)
+    )
+    for job in lost:
+        enqueue_job(job)
+        requeued += 1
+    return {"requeued": requeued, "failed": failed}
+
+
+# --- Voice -----------------------------------------------------------------------------------
+
+
+def generate_voice_id(persona: WritingPersona) -> str:
+    """A MiniMax-valid id: 8-256 chars, starts with a letter, letters/digits/-/_, ends with an
+    alphanumeric, always contains a digit, unique."""
+    suffix = "".join(random.choices(string.ascii_lowercase + string.digits, k=10))
+    return f"alw{persona.pk}x{uuid.uuid4().hex[:8]}{suffix}7"
+
+
+def check_voice_sample(*, persona: WritingPersona, sample) -> MediaJob:
+    """Store an uploaded sample (encrypted) and queue its quality check in the worker."""
+    if persona.jobs.filter(kind=JobKind.VOICE_CLONE, status__in=ACTIVE_JOB_STATUSES).exists():
+        raise PipelineError("Your voice is being trained from the previous sample; wait for it to finish.")
+    if persona.voice_training_audio:
+        delete_file(persona.voice_training_audio)
+    persona.voice_training_audio.save(f"sample-{uuid.uuid4().hex}", sample, save=True)
+    return create_job(
+        user=persona.user,
+        persona=persona,
+        kind=JobKind.SAMPLE_CHECK,
+        provider="local",
+        input_file=persona.voice_training_audio.name,
+    )
+
+
+def run_sample_check(job: MediaJob) -> None:
+    from media_pipeline import audio
+
+    with local_copy(job.input_file) as path:
+        report = audio.analyse_sample(path)
+    succeed_job(job, report=report.as_dict())
+
+
+def start_voice_training(
+    *, persona: WritingPersona, check_job: MediaJob, accept_warnings: bool, provider: str = ""
+) -> MediaJob:
+    """Queue a voice clone from a checked sample. Errors block; warnings need `accept_warnings`."""
+    report = check_job.result.get("report") or {}
+    if check_job.status != JobStatus.SUCCEEDED or not report:
+        raise PipelineError("The sample check has not finished yet.")
+    if report.get("errors"):
+        raise PipelineError("This sample cannot be used: " + " ".join(c["message"] for c in report["errors"]))
+    if report.get("warnings") and not accept_warnings:
+        raise PipelineError("Please confirm that you want to use a sample with warnings.")
+    if not persona.voice_training_audio or persona.voice_training_audio.name != check_job.input_file.name:
+        raise PipelineError("This sample is no longer available; please upload it again.")
+    if persona.jobs.filter(kind=JobKind.VOICE_CLONE, status__in=ACTIVE_JOB_STATUSES).exists():
+        raise PipelineError("Your voice is already being trained.")
+    provider = provider or settings.VOICE_PROVIDER
+    with transaction.atomic():
+        job = create_job(
+            user=persona.user,
+            persona=persona,
+            kind=JobKind.VOICE_CLONE,
+            provider=provider,
+            input_file=check_job.input_file.name,
+            params={"profile": report.get("metrics", {})},
+            estimated_cost_usd=voice_clone_cost(provider),
+        )
+        if not persona.voice_approved_at:
+            persona.voice_training_status = TrainingStatus.TRAINING
+            persona.voice_skipped_at = None
+            persona.save(update_fields=["voice_training_status", "voice_skipped_at", "updated_at"])
+    return job
+
+
+def run_voice_clone(job: MediaJob) -> None:
+    from media_pipeline import audio
+
+    persona = job.persona
+    provider = get_voice_provider(job.provider)
+    # The voice id is chosen once and kept, so a retry after a lost reply cannot clone twice.
+    if not job.result.get("voice_id"):
+        _save_job(job, result={**job.result, "voice_id": generate_voice_id(persona)})
+    voice_id = job.result["voice_id"]
+    heartbeat(job, 10)
+    with local_copy(job.input_file) as path:
+        try:
+            prepared = audio.prepare_for_provider(path)
+        except audio.SampleError as exc:
+            raise PipelineError(exc.message) from exc
+    try:
+        heartbeat(job, 30)
+        if not job.result.get("cloned"):
+            try:
+                cloned = provider.clone(prepared.path, voice_id=voice_id, profile=prepared.profile)
+            except ProviderError as exc:
+                # 2039 = duplicate id: a previous attempt created this voice before its reply was lost.
+                if not (exc.code == 2039 and job.attempts > 1):
+                    raise
+                cloned = None
+            _save_job(
+                job,
+                result={
+                    **job.result,
+                    "cloned": True,
+                    "provider_file_id": cloned.provider_file_id if cloned else "",
+                    "profile": prepared.profile,
+                },
+            )
+    finally:
+        prepared.cleanup()
+    record_usage(
+        user=job.user,
+        persona=persona,
+        job=job,
+        kind="voice_clone",
+        provider=job.provider,
+        media_seconds=0,
+        cost_usd=voice_clone_cost(job.provider),
+        idempotency_key=f"job:{job.pk}:voice_clone",
+    )
+    heartbeat(job, 70)
+    # A real synthesis right away: it is the preview and it keeps a MiniMax voice from expiring.
+    preview = provider.synthesize(PREVIEW_LINE, voice_id=voice_id, profile=prepared.profile)
+    record_usage(
+        user=job.user,
+        persona=persona,
+        job=job,
+        kind="voice_synthesis",
+        content_type="preview",
+        provider=job.provider,
+        media_seconds=preview.duration_seconds,
+        cost_usd=synthesis_cost(job.provider, preview.duration_seconds),
+        idempotency_key=f"job:{job.pk}:preview",
+    )
+    preview_name = default_storage.save(
+        f"private/voice_previews/preview-{uuid.uuid4().hex}{_audio_ext(preview.mime_type)}",
+        ContentFile(preview.audio),
+    )
+    _delete_provider_sample(provider, job.result.get("provider_file_id", ""))
+    with transaction.atomic():
+        persona = WritingPersona.objects.select_for_update().get(pk=persona.pk)
+        now = timezone.now()
+        if persona.voice_approved_at and persona.voice_id:
+            # Retraining: the approved voice stays in use until the candidate is approved.
+            job.result["candidate"] = True
+        else:
+            delete_file(persona.voice_preview)
+            persona.voice_id = voice_id
+            persona.voice_provider = job.provider
+            persona.voice_training_status = TrainingStatus.READY
+            persona.voice_trained_at = now
+            persona.voice_activated_at = now
+            persona.voice_preview.name = preview_name
+            persona.voice_profile = prepared.profile
+        _delete_sample(persona, job)
+        persona.save()
+        succeed_job(job, preview_file=preview_name, voice_id=voice_id, profile=prepared.profile)
+
+
+def _delete_provider_sample(provider, provider_file_id: str) -> None:
+    if not provider_file_id:
+        return
+    try:
+        provider.delete_sample(provider_file_id)
+    except ProviderError as exc:  # the voice is trained; a leftover upload expires at the provider
+        log.warning("could not delete provider sample %s: %s", provider_file_id, exc.message)
+
+
+def _delete_sample(persona: WritingPersona, job: MediaJob) -> None:
+    """Samples are biometric data: deleted as soon as training succeeds."""
+    if job.input_file:
+        job.input_file.storage.delete(job.input_file.name)
+    if persona.voice_training_audio and persona.voice_training_audio.name == job.input_file.name:
+        persona.voice_training_audio = ""
+    job.input_file = ""
+    job.save(update_fields=["input_file"])
+
+
+def _audio_ext(mime_type: str) -> str:
+    return ".wav" if "wav" in mime_type else ".mp3"
+
+
+def latest_job(persona: WritingPersona, kind: str) -> MediaJob | None:
+    return persona.jobs.filter(kind=kind).first()
+
+
+def approve_voice(*, persona: WritingPersona) -> None:
+    """Approve the newest trained voice. For a retrain this swaps the candidate in."""
+    job = persona.jobs.filter(kind=JobKind.VOICE_CLONE, status=JobStatus.SUCCEEDED).first()
+    with transaction.atomic():
+        if job and job.result.get("candidate") and not job.result.get("approved"):
+            old_voice, old_provider = persona.voice_id, persona.voice_provider
+            delete_file(persona.voice_preview)
+            persona.voice_id = job.result["voice_id"]
+            persona.voice_provider = job.provider
+            persona.voice_preview.name = job.result["preview_file"]
+            persona.voice_profile = job.result.get("profile", {})
+            persona.voice_trained_at = job.finished_at
+            job.result["approved"] = True
+            job.save(update_fields=["result"])
+            transaction.on_commit(lambda: _delete_provider_voice(old_provider, old_voice))
+        if persona.voice_training_status != TrainingStatus.READY or not persona.voice_id:
+            raise PipelineError("There is no trained voice to approve yet.")
+        persona.voice_approved_at = timezone.now()
+        persona.save()
+
+
+def _delete_provider_voice(provider_name: str, voice_id: str) -> None:
+    if not voice_id or not provider_name:
+        return
+    try:
+        get_voice_provider(provider_name).delete(voice_id)
+    except (ProviderError, KeyError) as exc:
+        log.warning("could not delete voice %s at %s: %s", voice_id, provider_name, exc)
+
+
+def retrain_voice(*, persona: WritingPersona, provider: str = "") -> MediaJob:
+    """Operator/admin path: retrain from a stored sample (samples are deleted after training,
+    so this works only while a checked sample is waiting)."""
+    check = persona.jobs.filter(kind=JobKind.SAMPLE_CHECK, status=JobStatus.SUCCEEDED).first()
+    if not persona.voice_training_audio or check is None or check.input_file.name != persona.voice_training_audio.name:
+        raise PipelineError(
+            "No voice sample is stored (samples are deleted after training); ask the user to upload one."
+        )
+    return start_voice_training(persona=persona, check_job=check, accept_warnings=True, provider=provider)
+
+
+# --- Avatar ----------------------------------------------------------------------------------
+
+
+def check_photo(*, persona: WritingPersona, photo) -> MediaJob:
+    """Store the uploaded photo (encrypted) and queue its check in the worker."""
+    name = default_storage.save(f"private/job_inputs/photo-{uuid.uuid4().hex}", photo)
+    return create_job(user=persona.user, persona=persona, kind=JobKind.PHOTO_CHECK, provider="local", input_file=name)
+
+
+def run_photo_check(job: MediaJob) -> None:
+    """Check the photo; keep only the EXIF-free re-encode and the portrait crop."""
+    from media_pipeline import photo
+
+    with local_copy(job.input_file) as path:
+        report = photo.analyse_photo(path)
+        result = {"report": report.as_dict()}
+        if not report.errors:
+            clean = photo.sanitised_jpeg(report.photo)  # the photo analyse_photo decoded, not a new decode
+            portrait = photo.portrait_crop(report.photo, report)
+            result["photo_file"] = default_storage.save(
+                f"private/avatar_photos/photo-{uuid.uuid4().hex}.jpg", ContentFile(clean)
+            )
+            result["portrait_file"] = default_storage.save(
+                f"private/avatar_photos/portrait-{uuid.uuid4().hex}.png", ContentFile(portrait)
+            )
+    job.input_file.storage.delete(job.input_file.name)
+    job.input_file = ""
+    job.save(update_fields=["input_file"])
+    succeed_job(job, **result)
+
+
+def start_avatar_creation(*, persona: WritingPersona, check_job: MediaJob, provider: str = "") -> MediaJob:
+    report = check_job.result.get("report") or {}
+    if check_job.status != JobStatus.SUCCEEDED or not report:
+        raise PipelineError("The photo check has not finished yet.")
+    if report.get("errors"):
+        raise PipelineError("This photo cannot be used: " + " ".join(c["message"] for c in report["errors"]))
+    if persona.jobs.filter(kind=JobKind.AVATAR_CREATE, status__in=ACTIVE_JOB_STATUSES).exists():
+        raise PipelineError("Your avatar is already being created.")
+    provider = provider or settings.AVATAR_PROVIDER
+    seconds = estimate_seconds_for_text(PREVIEW_LINE)
+    with transaction.atomic():
+        job = create_job(
+            user=persona.user,
+            persona=persona,
+            kind=JobKind.AVATAR_CREATE,
+            provider=provider,
+            params={
+                "photo_file": check_job.result["photo_file"],
+                "portrait_file": check_job.result["portrait_file"],
+                "resolution": "480p",
+                "aspect": persona.avatar_aspect_ratio,
+            },
+            estimated_cost_usd=avatar_cost(provider, seconds),
+        )
+        if not persona.avatar_approved_at:
+            persona.avatar_training_status = TrainingStatus.TRAINING
+            persona.avatar_skipped_at = None
+            persona.save(update_fields=["avatar_training_status", "avatar_skipped_at", "updated_at"])
+    return job
+
+
+def speak_for_persona(
+    persona: WritingPersona,
+    text: str,
+    *,
+    job: MediaJob | None,
+    content_type: str,
+    use_persona_voice: bool = True,
+    usage_key: str = "",
+):
+    """Speech in the persona voice when it is ready (and wanted), else the tier's fallback voice.
+    `usage_key` names the job step for metering (default: the text), so a retried step is charged once.
+    Returns (SynthesisResult, provider name, used_persona_voice)."""
+    if job is not None:
+        # Long-text synthesis may poll its provider for minutes: keep the sweeper off this job.
+        heartbeat(job, lease_seconds=settings.MINIMAX_ASYNC_MAX_WAIT_SECONDS + settings.JOB_LEASE_SECONDS)
+    if use_persona_voice and persona.voice_ready:
+        provider_name = persona.voice_provider or settings.VOICE_PROVIDER
+        try:
+            result = get_voice_provider(provider_name).synthesize(
+                text,
+                voice_id=persona.voice_id,
+                emotion=persona.voice_emotion,
+                speed=persona.voice_speed,
+                pitch=persona.voice_pitch,
+                volume=persona.voice_volume,
+                profile=persona.voice_profile,
+            )
+            used_persona = True
+        except ProviderError as exc:
+            if exc.retryable:
+                raise
+            log.warning("persona voice failed (%s); using the fallback voice", exc.message)
+            result, provider_name = _fallback_speech(persona, text)
+            used_persona = False
+    else:
+        result, provider_name = _fallback_speech(persona, text)
+        used_persona = False
+    if job is not None:
+        record_usage(
+            user=persona.user,
+            persona=persona,
+            job=job,
+            kind="voice_synthesis",
+            content_type=content_type,
+            provider=provider_name,
+            media_seconds=result.duration_seconds,
+            cost_usd=synthesis_cost(provider_name, result.duration_seconds),
+            idempotency_key=f"job:{job.pk}:speech:{content_type}:{usage_key or _text_key(text)}",
+        )
+    return result, provider_name, used_persona
+
+
+def _text_key(text: str) -> str:
+    return uuid.uuid5(uuid.NAMESPACE_OID, text).hex
+
+
+def _fallback_speech(persona: WritingPersona, text: str):
+    """gTTS when enabled (it needs the internet), else the offline voice."""
+    if settings.GTTS_ENABLED and settings.FALLBACK_VOICE_PROVIDER == "gtts":
+        try:
+            return get_voice_provider("gtts").synthesize(text, voice_id=""), "gtts"
+        except ProviderError as exc:
+            log.info("gTTS unavailable (%s); using the offline voice", exc.message)
+    return get_voice_provider("offline").synthesize(text, voice_id="", profile=persona.voice_profile), "offline"
+
+
+def run_avatar_create(job: MediaJob) -> None:
+    persona = job.persona
+    provider = get_avatar_provider(job.provider)
+    if not job.provider_job_id:
+        speech, _, _ = speak_for_persona(persona, PREVIEW_LINE, job=job, content_type="preview")
+        with (
+            local_copy(job.params["portrait_file"], suffix=".png") as portrait_path,
+            _temp_audio(speech) as audio_path,
+        ):
+            heartbeat(job, 30)
+            ticket = provider.start_render(
+                portrait_path,
+                audio_path,
+                resolution=job.params.get("resolution", "480p"),
+                aspect=job.params.get("aspect", "1:1"),
+                options=_avatar_options(persona),
+            )
+        started = {
+            "provider_job_id": ticket.provider_job_id,
+            "params": {**job.params, "seconds": speech.duration_seconds},
+        }
+        if ticket.video is None:
+            wait_for_provider(job, progress=40, **started)
+            return
+        _save_job(job, **started)
+        video = ticket.video
+    else:
+        poll = provider.check_render(job.provider_job_id)
+        if poll.status == "failed":
+            fail_job(job, poll.error or "The avatar provider could not create your avatar.")
+            return
+        if poll.status != "completed":
+            wait_for_provider(job, progress=max(40, min(95, poll.progress)))
+            return
+        video = poll.video
+    _complete_avatar(job, video)
+
+
+def _avatar_options(persona: WritingPersona) -> dict:
+    return {
+        "background": persona.avatar_background,
+        "style": persona.avatar_style,
+        "framing": persona.avatar_framing,
+    }
+
+
+def _complete_avatar(job: MediaJob, video: bytes) -> None:
+    seconds = job.params.get("seconds", 0)
+    record_usage(
+        user=job.user,
+        persona=job.persona,
+        job=job,
+        kind="avatar_video",
+        content_type="preview",
+        provider=job.provider,
+        media_seconds=seconds,
+        cost_usd=avatar_cost(job.provider, seconds, job.params.get("resolution", "480p")),
+        idempotency_key=f"job:{job.pk}:avatar_video",
+    )
+    preview_name = default_storage.save(f"private/avatar_previews/avatar-{uuid.uuid4().hex}.mp4", ContentFile(video))
+    avatar_id = f"av{job.pk}x{uuid.uuid4().hex[:12]}"
+    with transaction.atomic():
+        persona = WritingPersona.objects.select_for_update().get(pk=job.persona_id)
+        if persona.avatar_approved_at and persona.avatar_id:
+            job.result["candidate"] = True
+        else:
+            _replace_avatar(persona, job, avatar_id, preview_name)
+        persona.save()
+        succeed_job(job, preview_file=preview_name, avatar_id=avatar_id)
+
+
+def _replace_avatar(persona: WritingPersona, job: MediaJob, avatar_id: str, preview_name: str) -> None:
+    old_files = [persona.avatar_image.name, persona.avatar_preview.name, persona.avatar_portrait.name]
+    persona.avatar_id = avatar_id
+    persona.avatar_provider = job.provider
+    persona.avatar_training_status = TrainingStatus.READY
+    persona.avatar_created_at = timezone.now()
+    persona.avatar_image.name = job.params["photo_file"]
+    persona.avatar_portrait.name = job.params["portrait_file"]
+    persona.avatar_preview.name = preview_name
+    keep = {persona.avatar_image.name, persona.avatar_preview.name, persona.avatar_portrait.name}
+    for name in old_files:
+        if name and name not in keep:
+            default_storage.delete(name)
+
+
+def approve_avatar(*, persona: WritingPersona) -> None:
+    job = persona.jobs.filter(kind=JobKind.AVATAR_CREATE, status=JobStatus.SUCCEEDED).first()
+    with transaction.atomic():
+        if job and job.result.get("candidate") and not job.result.get("approved"):
+            _replace_avatar(persona, job, job.result["avatar_id"], job.result["preview_file"])
+            job.result["approved"] = True
+            job.save(update_fields=["result"])
+        if persona.avatar_training_status != TrainingStatus.READY or not persona.avatar_id:
+            raise PipelineError("There is no avatar to approve yet.")
+        persona.avatar_approved_at = timezone.now()
+        persona.save()
+
+
+def recreate_avatar(*, persona: WritingPersona, provider: str = "") -> MediaJob:
+    """Recreate the avatar from the stored photo (kept while the avatar exists)."""
+    if not persona.avatar_image or not persona.avatar_portrait.name:
+        raise PipelineError("No photo is stored for this persona; ask the user to upload one.")
+    if persona.jobs.filter(kind=JobKind.AVATAR_CREATE, status__in=ACTIVE_JOB_STATUSES).exists():
+        raise PipelineError("The avatar is already being created.")
+    provider = provider or settings.AVATAR_PROVIDER
+    return create_job(
+        user=persona.user,
+        persona=persona,
+        kind=JobKind.AVATAR_CREATE,
+        provider=provider,
+        params={
+            "photo_file": persona.avatar_image.name,
+            "portrait_file": persona.avatar_portrait.name,
+            "resolution": "480p",
+            "aspect": persona.avatar_aspect_ratio,
+        },
+        estimated_cost_usd=avatar_cost(provider, estimate_seconds_for_text(PREVIEW_LINE)),
+    )
+
+
+class _temp_audio:
+    """Write synthesized speech to a temporary file for providers that need a path."""
+
+    def __init__(self, speech):
+        self.speech = speech
+
+    def __enter__(self):
+        import os
+        import tempfile
+
+        fd, self.path = tempfile.mkstemp(suffix=_audio_ext(self.speech.mime_type))
+        with os.fdopen(fd, "wb") as f:
+            f.write(self.speech.audio)
+        return self.path
+
+    def __exit__(self, *exc):
+        import os
+
+        os.unlink(self.path)
+
+
+def on_job_failed(job: MediaJob) -> None:
+    """Keep the persona's seed status true when its training fails or is cancelled."""
+    persona = job.persona
+    if persona is None:
+        return
+    if job.kind == JobKind.VOICE_CLONE and not persona.voice_approved_at:
+        WritingPersona.objects.filter(pk=persona.pk, voice_training_status=TrainingStatus.TRAINING).update(
+            voice_training_status=TrainingStatus.FAILED
+        )
+    if job.kind == JobKind.AVATAR_CREATE and not persona.avatar_approved_at:
+        WritingPersona.objects.filter(pk=persona.pk, avatar_training_status=TrainingStatus.TRAINING).update(
+            avatar_training_status=TrainingStatus.FAILED
+        )
+
+
+def run_render(job: MediaJob) -> None:
+    from personas import studio
+
+    studio.run_render_job(job)
+
+
+JOB_HANDLERS = {
+    JobKind.SAMPLE_CHECK: run_sample_check,
+    JobKind.PHOTO_CHECK: run_photo_check,
+    JobKind.VOICE_CLONE: run_voice_clone,
+    JobKind.AVATAR_CREATE: run_avatar_create,
+    JobKind.RENDER: run_render,
+}

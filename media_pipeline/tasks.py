@@ -1,0 +1,18 @@
+"""Thin tasks: load by id, call a service. Job state lives in MediaJob, not in the queue."""
+
+from django.tasks import task
+
+
+@task
+def run_job(job_id: int) -> None:
+    from media_pipeline.services import run_job as run_job_step
+
+    run_job_step(job_id)
+
+
+@task
+def sweep_jobs() -> dict:
+    """Re-queue jobs of dead workers and fail overdue ones (also `manage.py sweep_jobs`)."""
+    from media_pipeline.services import sweep_jobs as sweep
+
+    return sweep()

@@ -1,0 +1,120 @@
+"""Fetch the user's website and keep its visible text (the analysis reads it as context).
+
+The server fetches an address the user typed, so it refuses private and loopback addresses and
+checks every redirect hop itself (a public page could otherwise redirect to an internal one)."""
+
+import ipaddress
+import socket
+from html.parser import HTMLParser
+from urllib.parse import urljoin, urlsplit
+
+import requests
+
+FETCH_TIMEOUT = (5.0, 10.0)  # connect, read
+MAX_BYTES = 2 * 1024 * 1024
+MAX_REDIRECTS = 3
+MAX_TEXT_CHARS = 20_000
+INVISIBLE_TAGS = frozenset({"script", "style", "noscript", "template", "svg", "head", "iframe", "object"})
+BLOCK_TAGS = frozenset({"p", "div", "br", "li", "h1", "h2", "h3", "h4", "h5", "h6", "section", "article", "tr"})
+
+
+class WebsiteError(Exception):
+    """The website could not be read; the message says why in words the user can act on."""
+
+
+class VisibleTextParser(HTMLParser):
+    def __init__(self):
+        super().__init__(convert_charrefs=True)
+        self.hidden_depth = 0
+        self.parts: list[str] = []
+
+    def handle_starttag(self, tag, attrs):
+        if tag in INVISIBLE_TAGS:
+            self.hidden_depth += 1
+        elif tag in BLOCK_TAGS:
+            self.parts.append("\n")
+
+    def handle_endtag(self, tag):
+        if tag in INVISIBLE_TAGS and self.hidden_depth:
+            self.hidden_depth -= 1
+        elif tag in BLOCK_TAGS:
+            self.parts.append("\n")
+
+    def handle_data(self, data):
+        if not self.hidden_depth:
+            self.parts.append(data)
+
+
+def visible_text(html: str) -> str:
+    parser = VisibleTextParser()
+    parser.feed(html)
+    parser.close()
+    lines = (" ".join(line.split()) for line in "".join(parser.parts).splitlines())
+    return "\n".join(line for line in lines if line)[:MAX_TEXT_CHARS]
+
+
+def ensure_public_host(url: str) -> None:
+    host = urlsplit(url).hostname
+    if not host:
+        raise WebsiteError("That address has no host name.")
+    try:
+        addresses = {info[4][0] for info in socket.getaddrinfo(host, None)}
+    except (socket.gaierror, UnicodeError) as exc:
+        raise WebsiteError(f"We could not find {host}. Check the address, or leave it empty.") from exc
+    for address in addresses:
+        ip = ipaddress.ip_address(address.split("%")[0])
+        if not ip.is_global:
+            raise WebsiteError(f"{host} is not a public website address.")
+
+
+def _get(url: str) -> requests.Response:
+    ensure_public_host(url)
+    try:
+        response = requests.get(
+            url,
+            timeout=FETCH_TIMEOUT,
+            allow_redirects=False,
+            stream=True,
+            headers={"User-Agent": "ALwrityPersona/1.0 (+style analysis)", "Accept": "text/html"},
+        )
+    except requests.Timeout as exc:
+        raise WebsiteError("Your website took too long to answer. Try again, or leave the address empty.") from exc
+    except requests.RequestException as exc:
+        raise WebsiteError("We could not reach your website. Check the address, or leave it empty.") from exc
+    return response
+
+
+def _read_limited(response: requests.Response) -> str:
+    chunks, size = [], 0
+    for chunk in response.iter_content(64 * 1024):
+        size += len(chunk)
+        if size > MAX_BYTES:
+            break  # enough text for a style analysis; the rest is usually scripts
+        chunks.append(chunk)
+    response.close()
+    return b"".join(chunks).decode(response.encoding or "utf-8", errors="replace")
+
+
+def fetch_website_text(url: str) -> str:
+    """The visible text of the page at `url`, or WebsiteError with a message for the user."""
+    for _ in range(MAX_REDIRECTS + 1):
+        response = _get(url)
+        if response.is_redirect:
+            url = urljoin(url, response.headers.get("Location", ""))
+            response.close()
+            continue
+        if response.status_code >= 400:
+            response.close()
+            raise WebsiteError(
+                f"Your website answered with an error (HTTP {response.status_code}). "
+                "Check the address, or leave it empty."
+            )
+        content_type = response.headers.get("Content-Type", "text/html")
+        if "html" not in content_type and "text/plain" not in content_type:
+            response.close()
+            raise WebsiteError("That address is not a web page. Enter your website's home page or blog.")
+        text = visible_text(_read_limited(response))
+        if not text:
+            raise WebsiteError("We found no text on that page. Try your blog or about page, or leave it empty.")
+        return text
+    raise WebsiteError("Your website redirected too many times. Enter the final address of the page.")

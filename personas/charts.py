@@ -1,0 +1,257 @@
+"""The dashboard's usage statistics (aggregated in the database, a fixed number of queries however
+much has been generated) and the server-rendered SVG charts that draw them (no scripts, no CDN)."""
+
+from dataclasses import dataclass
+from datetime import UTC, date, datetime, time
+from decimal import Decimal
+
+from django.db.models import Count, Q, Sum
+from django.db.models.functions import TruncMonth
+from django.utils.html import format_html, format_html_join
+from django.utils.safestring import SafeString
+
+from media_pipeline.models import UsageRecord
+from personas.models import WritingPersona
+
+USAGE_KIND_LABELS = {"voice_clone": "Voice training", "voice_synthesis": "Audio", "avatar_video": "Video"}
+CONTENT_TYPE_LABELS = {
+    "story": "Story",
+    "linkedin": "LinkedIn",
+    "blog": "Blog",
+    "email": "Email",
+    "voice_sample": "Voice samples",
+    "preview": "Previews",
+    "": "Other",
+}
+MONTHS_SHOWN = 6
+BAR_COLOUR = "#4f46e5"
+TEXT_COLOUR = "#374151"
+
+
+@dataclass
+class Breakdown:
+    label: str
+    uses: int
+    cost: Decimal
+    seconds: float
+
+
+@dataclass
+class MonthUsage:
+    month: date
+    cost: Decimal
+    audio_minutes: float
+    video_minutes: float
+
+
+@dataclass
+class UsageStatistics:
+    uses: int
+    cost: Decimal
+    voice_cost: Decimal
+    avatar_cost: Decimal
+    audio_minutes: float
+    video_minutes: float
+    by_platform: list[Breakdown]
+    by_kind: list[Breakdown]
+    by_month: list[MonthUsage]
+
+
+def usage_statistics(persona: WritingPersona, *, today: date | None = None, breakdowns: bool = True) -> UsageStatistics:
+    """Every figure is a sum over the persona's usage rows: one query for the totals, three more
+    for the breakdowns the charts draw (the live-status panel needs only the totals)."""
+    rows = UsageRecord.objects.filter(persona=persona)
+    totals = rows.aggregate(
+        uses=Count("pk"),
+        cost=Sum("cost_usd", default=Decimal("0")),
+        voice_cost=Sum("cost_usd", filter=Q(kind__in=["voice_clone", "voice_synthesis"]), default=Decimal("0")),
+        avatar_cost=Sum("cost_usd", filter=Q(kind="avatar_video"), default=Decimal("0")),
+        audio_seconds=Sum("media_seconds", filter=Q(kind="voice_synthesis"), default=0.0),
+        video_seconds=Sum("media_seconds", filter=Q(kind="avatar_video"), default=0.0),
+    )
+    return UsageStatistics(
+        uses=totals["uses"],
+        cost=totals["cost"],
+        voice_cost=totals["voice_cost"],
+        avatar_cost=totals["avatar_cost"],
+        audio_minutes=totals["audio_seconds"] / 60,
+        video_minutes=totals["video_seconds"] / 60,
+        by_platform=_breakdown(rows, "content_type", CONTENT_TYPE_LABELS) if breakdowns else [],
+        by_kind=_breakdown(rows, "kind", USAGE_KIND_LABELS) if breakdowns else [],
+        by_month=_by_month(rows, today or date.today()) if breakdowns else [],
+    )
+
+
+def _breakdown(rows, field: str, labels: dict) -> list[Breakdown]:
+    grouped = (
+        rows.values(field)
+        .annotate(uses=Count("pk"), cost=Sum("cost_usd"), seconds=Sum("media_seconds"))
+        .order_by("-uses", field)
+    )
+    return [
+        Breakdown(
+            labels.get(row[field], row[field].replace("_", " ").capitalize()), row["uses"], row["cost"], row["seconds"]
+        )
+        for row in grouped
+    ]
+
+
+def _by_month(rows, today: date) -> list[MonthUsage]:
+    """The last MONTHS_SHOWN calendar months, empty months included."""
+    months = _recent_months(today, MONTHS_SHOWN)
+    grouped = (
+        # A datetime bound (not created_at__date) lets the database use the column as it is.
+        rows.filter(created_at__gte=datetime.combine(months[0], time.min, tzinfo=UTC))
+        .annotate(month=TruncMonth("created_at"))
+        .values("month")
+        .annotate(
+            cost=Sum("cost_usd"),
+            audio=Sum("media_seconds", filter=Q(kind="voice_synthesis"), default=0.0),
+            video=Sum("media_seconds", filter=Q(kind="avatar_video"), default=0.0),
+        )
+    )
+    found = {_as_date(row["month"]): row for row in grouped}
+    return [
+        MonthUsage(
+            month=month,
+            cost=found[month]["cost"] if month in found else Decimal("0"),
+            audio_minutes=found[month]["audio"] / 60 if month in found else 0.0,
+            video_minutes=found[month]["video"] / 60 if month in found else 0.0,
+        )
+        for month in months
+    ]
+
+
+def _as_date(value) -> date:
+    return value.date() if hasattr(value, "date") else value
+
+
+def _recent_months(today: date, count: int) -> list[date]:
+    months, year, month = [], today.year, today.month
+    for _ in range(count):
+        months.append(date(year, month, 1))
+        year, month = (year, month - 1) if month > 1 else (year - 1, 12)
+    return months[::-1]
+
+
+# --- SVG -------------------------------------------------------------------------------------
+
+
+def bar_chart(items: list[tuple[str, float, str]], *, title: str, width: int = 320) -> SafeString:
+    """Horizontal bars: (label, value, value shown as text) per row."""
+    if not items:
+        return format_html('<p class="muted">{}: nothing yet.</p>', title)
+    row_height, label_width, value_width = 26, 90, 50
+    bar_space = width - label_width - value_width
+    peak = max(value for _, value, _ in items) or 1
+    rows = format_html_join(
+        "",
+        '<g transform="translate(0,{})"><title>{}: {}</title>'
+        '<text x="0" y="15" font-size="13" fill="{}">{}</text>'
+        '<rect x="{}" y="3" width="{}" height="16" rx="3" fill="{}"></rect>'
+        '<text x="{}" y="15" font-size="12" fill="{}">{}</text></g>',
+        (
+            (
+                index * row_height,
+                label,
+                shown,
+                TEXT_COLOUR,
+                label,
+                label_width,
+                max(1, round(bar_space * value / peak)),
+                BAR_COLOUR,
+                label_width + max(1, round(bar_space * value / peak)) + 6,
+                TEXT_COLOUR,
+                shown,
+            )
+            for index, (label, value, shown) in enumerate(items)
+        ),
+    )
+    return _svg(title, width, row_height * len(items), rows)
+
+
+def column_chart(items: list[tuple[str, float, str]], *, title: str, width: int = 320, height: int = 170) -> SafeString:
+    """Vertical columns over time: (label under the column, value, value shown above it)."""
+    plot_height = height - 40
+    step = width / max(1, len(items))
+    peak = max((value for _, value, _ in items), default=0) or 1
+    columns = format_html_join(
+        "",
+        '<g><title>{}: {}</title><rect x="{}" y="{}" width="{}" height="{}" rx="3" fill="{}"></rect>'
+        '<text x="{}" y="{}" font-size="10" text-anchor="middle" fill="{}">{}</text>'
+        '<text x="{}" y="{}" font-size="12" text-anchor="middle" fill="{}">{}</text></g>',
+        (
+            _column(index, step, plot_height, value / peak, label, shown, height)
+            for index, (label, value, shown) in enumerate(items)
+        ),
+    )
+    return _svg(title, width, height, columns)
+
+
+def _column(index, step, plot_height, share, label, shown, height):
+    bar_height = round(plot_height * share)
+    left, bar_width = round(index * step + step * 0.2), round(step * 0.6)
+    centre = round(index * step + step / 2)
+    top = 18 + plot_height - bar_height
+    return (
+        label,
+        shown,
+        left,
+        top,
+        bar_width,
+        bar_height,
+        BAR_COLOUR,
+        centre,
+        top - 4,
+        TEXT_COLOUR,
+        shown,
+        centre,
+        height - 6,
+        TEXT_COLOUR,
+        label,
+    )
+
+
+def _svg(title: str, width: int, height: int, body: SafeString) -> SafeString:
+    return format_html(
+        '<svg class="chart" role="img" aria-label="{}" viewBox="0 0 {} {}" width="100%" '
+        'xmlns="http://www.w3.org/2000/svg"><title>{}</title>{}</svg>',
+        title,
+        width,
+        height,
+        title,
+        body,
+    )
+
+
+def money(value: Decimal) -> str:
+    return f"${value:,.2f}" if value >= Decimal("0.01") or value == 0 else f"${value:,.4f}"
+
+
+CHART_TITLES = {
+    "platform": "Uses per platform",
+    "kind": "Uses per content type",
+    "cost": "Cost per month",
+    "minutes": "Minutes of audio and video per month",
+}
+
+
+def dashboard_charts(stats: UsageStatistics) -> list[tuple[str, SafeString]]:
+    """(caption, SVG) for each dashboard chart."""
+    months = [m.month.strftime("%b %y") for m in stats.by_month]
+    minutes = [m.audio_minutes + m.video_minutes for m in stats.by_month]
+    charts = {
+        "platform": bar_chart(
+            [(r.label, r.uses, f"{r.uses}") for r in stats.by_platform], title=CHART_TITLES["platform"]
+        ),
+        "kind": bar_chart([(r.label, r.uses, f"{r.uses}") for r in stats.by_kind], title=CHART_TITLES["kind"]),
+        "cost": column_chart(
+            [(label, float(m.cost), money(m.cost)) for label, m in zip(months, stats.by_month, strict=True)],
+            title=CHART_TITLES["cost"],
+        ),
+        "minutes": column_chart(
+            [(label, value, f"{value:.1f}") for label, value in zip(months, minutes, strict=True)],
+            title=CHART_TITLES["minutes"],
+        ),
+    }
+    return [(CHART_TITLES[name], svg) for name, svg in charts.items()]

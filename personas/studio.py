@@ -1,0 +1,862 @@
+"""The content studio: every piece of content (story, LinkedIn post, blog narration, email message,
+voice sample) goes through `generate_content_with_persona`, which plans it (the platform-adapted
+text, tier checks, a cost estimate) and queues one RENDER job. `run_render_job` does the work in
+the worker in checkpointed steps, so a retried step neither redoes finished work nor charges twice:
+
+  narrate each segment (persona voice or fallback) -> one combined audio file
+  -> avatar video (start render, poll the provider) -> assets (audio, video, subtitles)."""
+
+import hashlib
+import io
+import json
+import logging
+import os
+import re
+import tempfile
+import uuid
+from collections import Counter
+from contextlib import contextmanager
+from dataclasses import asdict, dataclass, field
+from datetime import datetime
+from decimal import Decimal
+
+import av
+import numpy as np
+from django.conf import settings
+from django.core.files.base import ContentFile
+from django.core.files.storage import default_storage
+from django.db import models, transaction
+from django.utils import timezone
+
+from media_pipeline import services as pipeline
+from media_pipeline.models import AssetKind, JobKind, JobStatus, MediaAsset, MediaJob
+from media_pipeline.providers import get_avatar_provider
+from media_pipeline.providers.base import ProviderError
+from media_pipeline.services import PipelineError
+from media_pipeline.storage import delete_file, local_copy
+from personas.models import Platform, PlatformAdaptation, Subscription, WritingPersona
+
+log = logging.getLogger(__name__)
+
+
+class ContentType(models.TextChoices):
+    STORY = "story", "Story narration"
+    LINKEDIN = "linkedin", "LinkedIn video post"
+    BLOG = "blog", "Blog narration"
+    EMAIL = "email", "Email video message"
+    VOICE_SAMPLE = "voice_sample", "Voice sample"
+
+
+# Content types that count towards the monthly generation allowance (a settings preview does not).
+COUNTED_CONTENT_TYPES = [ContentType.STORY, ContentType.LINKEDIN, ContentType.BLOG, ContentType.EMAIL]
+AVATAR_RESOLUTION = "480p"  # WaveSpeed's cheaper tier; sharp enough for feed video
+SEGMENT_CHAR_LIMIT = 600  # narration chunk size: progress moves often and no request nears a sync limit
+EXPLAINER_WORDS = 60  # the blog's explainer video narrates the opening (about 25 s)
+PAUSE_SECONDS = {ContentType.STORY: 0.6}  # a breath between scenes; other chunks run on
+DEFAULT_PAUSE_SECONDS = 0.15
+AUDIO_RATE = 24_000
+CAPTION_CHARS = 42  # the usual broadcast line length
+AI_LABEL = "AI-generated"
+VOICE_SAMPLE_LINE = "Hi, this is how I sound with these settings. Does it feel like me?"
+
+
+# --- Planning: what will be generated, with which voice and avatar, at what cost -------------
+
+
+@dataclass(frozen=True)
+class GenerationRequest:
+    content_type: str
+    text: str = ""
+    title: str = ""
+    scenes: tuple[str, ...] = ()
+    make_video: bool = False
+    use_persona_voice: bool = True
+    aspect_ratio: str = ""
+    burn_captions: bool = True
+    recipient_name: str = ""
+    voice_settings: dict = field(default_factory=dict)
+
+
+@dataclass
+class GenerationPlan:
+    content_type: str
+    title: str
+    text: str  # the finished text, adapted to the platform
+    segments: list[str]  # narrated one synthesis each, in order
+    video_segment_count: int  # the avatar narrates segments[:n]; 0 means no video
+    use_persona_voice: bool
+    voice_provider: str
+    uses_persona_voice: bool
+    avatar_provider: str
+    aspect_ratio: str
+    burn_captions: bool
+    audio_seconds: float
+    video_seconds: float
+    voice_cost: Decimal
+    video_cost: Decimal
+    voice_settings: dict = field(default_factory=dict)
+    notes: list[str] = field(default_factory=list)
+
+    @property
+    def estimated_cost(self) -> Decimal:
+        return self.voice_cost + self.video_cost
+
+    @property
+    def makes_video(self) -> bool:
+        return self.video_segment_count > 0
+
+    def job_params(self) -> dict:
+        params = asdict(self)
+        for name in ("voice_cost", "video_cost"):
+            params[name] = str(params[name])
+        return params
+
+    @property
+    def fingerprint(self) -> str:
+        """Identifies exactly what the user confirmed; a changed request needs a new confirmation."""
+        payload = json.dumps(self.job_params(), sort_keys=True, default=str)
+        return hashlib.sha256(payload.encode()).hexdigest()[:32]
+
+
+def plan_generation(*, persona: WritingPersona, request: GenerationRequest) -> GenerationPlan:
+    features = persona.user.subscription.features
+    text, segments, video_count = _text_and_segments(persona, request)
+    if not segments:
+        raise PipelineError("There is nothing to narrate yet: add some text.")
+    notes: list[str] = []
+    use_persona_voice = request.use_persona_voice and features["voice"]
+    voice_provider, uses_persona_voice = expected_voice(persona, use_persona_voice)
+    notes.extend(_voice_notes(persona, request, features, uses_persona_voice))
+    if not request.make_video:
+        video_count = 0
+    if video_count:
+        _check_avatar_available(persona, features)
+    audio_seconds = sum(pipeline.estimate_seconds_for_text(s) for s in segments)
+    video_seconds = sum(pipeline.estimate_seconds_for_text(s) for s in segments[:video_count])
+    if video_seconds > settings.WAVESPEED_LONG_MAX_SECONDS:
+        raise PipelineError(
+            f"Avatar videos can be at most {settings.WAVESPEED_LONG_MAX_SECONDS // 60} minutes long; "
+            "shorten the text or turn the video off."
+        )
+    avatar_provider = (persona.avatar_provider or settings.AVATAR_PROVIDER) if video_count else ""
+    return GenerationPlan(
+        content_type=request.content_type,
+        title=_title_for(request),
+        text=text,
+        segments=segments,
+        video_segment_count=video_count,
+        use_persona_voice=use_persona_voice,
+        voice_provider=voice_provider,
+        uses_persona_voice=uses_persona_voice,
+        avatar_provider=avatar_provider,
+        aspect_ratio=request.aspect_ratio or persona.avatar_aspect_ratio,
+        burn_captions=request.burn_captions,
+        audio_seconds=round(audio_seconds, 1),
+        video_seconds=round(video_seconds, 1),
+        voice_cost=pipeline.synthesis_cost(voice_provider, audio_seconds),
+        video_cost=pipeline.avatar_cost(avatar_provider, video_seconds, AVATAR_RESOLUTION) if video_count else 0,
+        voice_settings=dict(request.voice_settings),
+        notes=notes,
+    )
+
+
+def expected_voice(persona: WritingPersona, use_persona_voice: bool) -> tuple[str, bool]:
+    """The voice that will narrate: (provider name, is it the persona's own voice)."""
+    if use_persona_voice and persona.voice_ready:
+        return persona.voice_provider or settings.VOICE_PROVIDER, True
+    if settings.GTTS_ENABLED and settings.FALLBACK_VOICE_PROVIDER == "gtts":
+        return "gtts", False
+    return "offline", False
+
+
+def _voice_notes(persona, request, features, uses_persona_voice) -> list[str]:
+    if uses_persona_voice:
+        return []
+    if not request.use_persona_voice:
+        return ["You chose the standard voice for this narration."]
+    if not features["voice"]:
+        return ["Your plan narrates with the standard voice; your own voice comes with Basic and above."]
+    if persona.voice_opted_out:
+        return ["You opted out of voice features, so the standard voice narrates."]
+    return ["Your voice is not ready yet, so the standard voice narrates."]
+
+
+def _check_avatar_available(persona: WritingPersona, features: dict) -> None:
+    if not features["avatar"]:
+        raise PipelineError("Avatar video is part of the Pro and Enterprise plans. Turn the video off or upgrade.")
+    if persona.avatar_opted_out:
+        raise PipelineError("You opted out of avatar features, so no video can be made. Turn the video off.")
+    if not persona.avatar_ready or not persona.avatar_portrait:
+        raise PipelineError("Your avatar is not ready yet. Create it first, or turn the video off.")
+
+
+def _title_for(request: GenerationRequest) -> str:
+    if request.title:
+        return request.title[:150]
+    if request.content_type == ContentType.EMAIL:
+        return f"Video message for {request.recipient_name}"[:150]
+    words = (request.text or " ".join(request.scenes)).split()
+    opening = " ".join(words[:8]) + ("…" if len(words) > 8 else "")
+    return f"{ContentType(request.content_type).label}: {opening}"[:150]
+
+
+def _text_and_segments(persona: WritingPersona, request: GenerationRequest) -> tuple[str, list[str], int]:
+    """(finished text, narration segments, how many segments the video covers)."""
+    content_type = request.content_type
+    if content_type == ContentType.STORY:
+        # Each scene is narrated on its own so the story also has one clip per scene.
+        scenes = [s.strip() for s in request.scenes if s.strip()]
+        return "\n\n".join(scenes), scenes, len(scenes)
+    if content_type == ContentType.VOICE_SAMPLE:
+        line = " ".join(request.text.split()) or VOICE_SAMPLE_LINE
+        return line, [line], 0
+    adaptation = platform_adaptation(persona, content_type)
+    if content_type == ContentType.BLOG:
+        # The explainer video narrates the opening, which is also the start of the full narration.
+        text = apply_emoji_policy(request.text.strip(), adaptation)
+        opening, rest = split_opening(narration_text(text), EXPLAINER_WORDS)
+        explainer = split_for_narration(opening)
+        return text, explainer + split_for_narration(rest), len(explainer)
+    body = request.text.strip()
+    if content_type == ContentType.EMAIL:
+        body = f"Hi {request.recipient_name.strip()},\n\n{body}"
+    text = adapt_for_platform(body, adaptation)
+    segments = split_for_narration(narration_text(text))
+    return text, segments, len(segments)
+
+
+# --- Platform adaptation ---------------------------------------------------------------------
+
+PLATFORM_FOR_CONTENT = {
+    ContentType.LINKEDIN: Platform.LINKEDIN,
+    ContentType.BLOG: Platform.BLOG,
+    ContentType.EMAIL: Platform.EMAIL,
+    ContentType.STORY: Platform.STORY,
+}
+EMOJI_RE = re.compile("[\U0001f000-\U0001faff\u2600-\u27bf\u2b00-\u2bff\ufe0f\u200d]")
+HASHTAG_RE = re.compile(r"(?<!\w)#(\w+)")
+SENTENCE_END_RE = re.compile(r"(?<=[.!?…])\s+")
+STOPWORDS = frozenset(
+    "about above after again also always because been before being below between both could does doing "
+    "down during each every from further have having here into itself just make more most much must "
+    "never only other ours over same should some such than that their theirs them then there these "
+    "they this those through under until very were what when where which while will with would your "
+    "yours yourself".split()
+)
+EMOJI_FOR_POST = "✨"
+
+
+def platform_adaptation(persona: WritingPersona, content_type: str) -> PlatformAdaptation | None:
+    platform = PLATFORM_FOR_CONTENT.get(content_type)
+    if platform is None:
+        return None
+    return persona.adaptations.filter(platform=platform).first()
+
+
+def adapt_for_platform(text: str, adaptation: PlatformAdaptation | None) -> str:
+    """Fit a post to the persona's platform habits: length, emoji use and hashtags (the writer's
+    own first, topped up from the post's topic words, on a closing line)."""
+    if adaptation is None:
+        return text
+    own_tags = list(dict.fromkeys(f"#{tag}" for tag in HASHTAG_RE.findall(text)))
+    body = HASHTAG_RE.sub(r"\1", text)  # an inline #tag reads as its word
+    body = apply_emoji_policy(trim_to_words(body, adaptation.target_length_words), adaptation)
+    tags = own_tags + suggested_hashtags(body, adaptation.hashtags - len(own_tags), exclude=own_tags)
+    return f"{body}\n\n{' '.join(tags)}" if tags else body
+
+
+def trim_to_words(text: str, max_words: int) -> str:
+    """Cut at the last whole sentence that fits (or at a word, when even one sentence is too long)."""
+    if len(text.split()) <= max_words:
+        return text
+    kept, count = [], 0
+    for sentence in SENTENCE_END_RE.split(text):
+        words = len(sentence.split())
+        if count + words > max_words:
+            break
+        kept.append(sentence)
+        count += words
+    if kept:
+        return " ".join(kept)
+    return " ".join(text.split()[:max_words]) + "…"
+
+
+def apply_emoji_policy(text: str, adaptation: PlatformAdaptation | None) -> str:
+    """'none' strips emoji; 'light' keeps at most two of the writer's; more adds one if there is none."""
+    policy = (adaptation.emoji_use if adaptation else "") or "none"
+    if policy == "none":
+        return _tidy_spaces(EMOJI_RE.sub("", text))
+    if policy == "light":
+        seen = 0
+
+        def keep_two(match):
+            nonlocal seen
+            seen += 1
+            return match.group(0) if seen <= 2 else ""
+
+        return EMOJI_RE.sub(keep_two, text)
+    return text if EMOJI_RE.search(text) else f"{text} {EMOJI_FOR_POST}"
+
+
+def suggested_hashtags(text: str, count: int, *, exclude: list[str]) -> list[str]:
+    """The post's most frequent topic words as hashtags."""
+    if count <= 0:
+        return []
+    taken = {tag.lower() for tag in exclude}
+    words = [w.lower() for w in re.findall(r"[A-Za-z]{4,}", text)]
+    ranked = [w for w, _ in Counter(w for w in words if w not in STOPWORDS).most_common()]
+    return [f"#{w.capitalize()}" for w in ranked if f"#{w}" not in taken][:count]
+
+
+def narration_text(text: str) -> str:
+    """What is spoken: the text without hashtags and emoji."""
+    return _tidy_spaces(EMOJI_RE.sub("", HASHTAG_RE.sub("", text)))
+
+
+def _tidy_spaces(text: str) -> str:
+    """Close the gaps removed emoji and hashtags leave (double spaces, a space before a full stop)."""
+    text = re.sub(r"[ \t]+([.,!?;:])", r"\1", text)
+    return re.sub(r"[ \t]{2,}", " ", text).strip()
+
+
+def split_opening(text: str, max_words: int) -> tuple[str, str]:
+    """The first whole sentences up to `max_words` (at least one sentence), and the rest."""
+    sentences = [s for s in SENTENCE_END_RE.split(text.strip()) if s]
+    opening, count = [], 0
+    for sentence in sentences:
+        words = len(sentence.split())
+        if opening and count + words > max_words:
+            break
+        opening.append(sentence)
+        count += words
+    return " ".join(opening), " ".join(sentences[len(opening) :])
+
+
+def split_for_narration(text: str, limit: int = SEGMENT_CHAR_LIMIT) -> list[str]:
+    """Chunks of at most `limit` characters, split at paragraphs, else sentences, else words."""
+    pieces: list[str] = []
+    for paragraph in re.split(r"\n\s*\n", text):
+        paragraph = " ".join(paragraph.split())
+        if len(paragraph) <= limit:
+            pieces.append(paragraph)
+            continue
+        for sentence in SENTENCE_END_RE.split(paragraph):
+            pieces.extend(_split_words(sentence, limit) if len(sentence) > limit else [sentence])
+    return _pack([p for p in pieces if p], limit)
+
+
+def _split_words(text: str, limit: int) -> list[str]:
+    return _pack(text.split(), limit)
+
+
+def _pack(pieces: list[str], limit: int) -> list[str]:
+    chunks: list[str] = []
+    for piece in pieces:
+        if chunks and len(chunks[-1]) + 1 + len(piece) <= limit:
+            chunks[-1] = f"{chunks[-1]} {piece}"
+        else:
+            chunks.append(piece)
+    return chunks
+
+
+# --- Tier allowance --------------------------------------------------------------------------
+
+
+def generations_this_month(user) -> int:
+    return (
+        MediaJob.objects.filter(
+            user=user, kind=JobKind.RENDER, content_type__in=COUNTED_CONTENT_TYPES, created_at__gte=month_start()
+        )
+        .exclude(status__in=[JobStatus.FAILED, JobStatus.CANCELLED])
+        .count()
+    )
+
+
+def check_monthly_allowance(user) -> None:
+    tier = user.subscription.tier
+    cap = settings.TIERS[tier]["monthly_generations"]
+    if cap is not None and generations_this_month(user) >= cap:
+        raise PipelineError(
+            f"You have used all {cap} generations in your {user.subscription.get_tier_display()} plan this month. "
+            "Upgrade your plan or wait until next month."
+        )
+
+
+# --- The one entry point ---------------------------------------------------------------------
+
+
+@dataclass
+class PersonaContent:
+    """Text now, audio and video once the job has run (the seed's text + audio + video)."""
+
+    text: str
+    job: MediaJob
+
+    def _asset(self, key: str) -> MediaAsset | None:
+        self.job.refresh_from_db(fields=["result"])  # the worker fills the result in
+        pk = self.job.result.get(key)
+        return MediaAsset.objects.filter(pk=pk).first() if pk else None
+
+    @property
+    def audio(self) -> MediaAsset | None:
+        return self._asset("audio_asset")
+
+    @property
+    def video(self) -> MediaAsset | None:
+        return self._asset("video_asset")
+
+    @property
+    def subtitles(self) -> MediaAsset | None:
+        return self._asset("subtitles_asset")
+
+
+def generate_content_with_persona(
+    *, user, content_type: str, text: str = "", persona: WritingPersona | None = None, **options
+) -> PersonaContent:
+    """Plan a generation for the user's persona and queue it as one RENDER job."""
+    persona = persona or _persona_for(user)
+    request = GenerationRequest(content_type=content_type, text=text, **options)
+    plan = plan_generation(persona=persona, request=request)
+    return PersonaContent(text=plan.text, job=start_generation(persona=persona, plan=plan))
+
+
+def start_generation(*, persona: WritingPersona, plan: GenerationPlan) -> MediaJob:
+    with transaction.atomic():
+        # Lock the subscription row so two tabs cannot both take the last generation of the month.
+        Subscription.objects.select_for_update().get(user=persona.user)
+        if plan.content_type in COUNTED_CONTENT_TYPES:
+            check_monthly_allowance(persona.user)
+        return pipeline.create_job(
+            user=persona.user,
+            persona=persona,
+            kind=JobKind.RENDER,
+            provider=plan.avatar_provider or plan.voice_provider,
+            params=plan.job_params(),
+            estimated_cost_usd=plan.estimated_cost,
+            content_type=plan.content_type,
+        )
+
+
+def request_voice_sample(*, persona: WritingPersona, voice_settings: dict | None = None, text: str = "") -> MediaJob:
+    """A short line in the persona voice, as a job: the settings page's 'hear it' (the preview line
+    with unsaved voice settings) and the wizard's sentence of the user's choice (`text`)."""
+    request = GenerationRequest(content_type=ContentType.VOICE_SAMPLE, text=text, voice_settings=voice_settings or {})
+    return start_generation(persona=persona, plan=plan_generation(persona=persona, request=request))
+
+
+def _persona_for(user) -> WritingPersona:
+    persona = WritingPersona.objects.filter(user=user).first()
+    if persona is None:
+        raise PipelineError("Create your persona first.")
+    return persona
+
+
+# --- The worker side -------------------------------------------------------------------------
+
+
+def run_render_job(job: MediaJob) -> None:
+    """One step of a RENDER job; re-entered after provider polls and retries."""
+    try:
+        _run_render_steps(job)
+    except ProviderError as exc:
+        if not (exc.retryable and job.attempts < pipeline.MAX_ATTEMPTS):
+            _discard_parts(job)
+        raise
+    except Exception:
+        _discard_parts(job)
+        raise
+
+
+def _run_render_steps(job: MediaJob) -> None:
+    persona = _with_voice_settings(job.persona, job.params.get("voice_settings") or {})
+    if "audio_asset" not in job.result:
+        _narrate_segments(job, persona)
+        _save_audio_assets(job, persona)
+    if job.params["video_segment_count"] and "video_asset" not in job.result:
+        video = _render_avatar_video(job, persona)
+        if video is None:
+            return  # the provider is still rendering; the job polls again
+        _save_video_assets(job, persona, video)
+    _discard_parts(job)
+    pipeline.succeed_job(job)
+
+
+def _with_voice_settings(persona: WritingPersona, voice_settings: dict) -> WritingPersona:
+    """Apply a voice sample's unsaved settings to this in-memory copy only (never saved)."""
+    for name in ("voice_emotion", "voice_speed", "voice_pitch", "voice_volume"):
+        if name in voice_settings:
+            setattr(persona, name, voice_settings[name])
+    return persona
+
+
+def _checkpoint(job: MediaJob, **values) -> None:
+    job.result.update(values)
+    job.save(update_fields=["result"])
+
+
+def _narrate_segments(job: MediaJob, persona: WritingPersona) -> None:
+    """Synthesize each segment once; finished parts are stored and skipped on a retry."""
+    segments = job.params["segments"]
+    parts = job.result.setdefault("parts", [])
+    for index in range(len(parts), len(segments)):
+        speech, provider, used_persona_voice = pipeline.speak_for_persona(
+            persona,
+            segments[index],
+            job=job,
+            content_type=job.content_type,
+            use_persona_voice=job.params["use_persona_voice"],
+            usage_key=f"segment-{index}",
+        )
+        extension = ".wav" if "wav" in speech.mime_type else ".mp3"
+        name = default_storage.save(
+            f"private/generated/parts/job{job.pk}-{index}-{uuid.uuid4().hex[:8]}{extension}",
+            ContentFile(speech.audio),
+        )
+        parts.append(
+            {
+                "file": name,
+                "mime_type": speech.mime_type,
+                "seconds": speech.duration_seconds,
+                "provider": provider,
+                "persona_voice": used_persona_voice,
+            }
+        )
+        _checkpoint(job, parts=parts)
+        pipeline.heartbeat(job, 5 + 55 * (index + 1) // len(segments))
+
+
+def _save_audio_assets(job: MediaJob, persona: WritingPersona) -> None:
+    parts = job.result["parts"]
+    pause = pause_seconds(job.content_type)
+    samples = join_audio([decode_mono(part["file"]) for part in parts], pause)
+    pipeline.heartbeat(job, 62)
+    all_persona_voice = all(part["persona_voice"] for part in parts)
+    title = job.params["title"]
+    if job.content_type == ContentType.VOICE_SAMPLE:
+        _remove_older_voice_samples(persona)
+        title = "Voice sample"
+    audio = _create_asset(
+        job,
+        kind=AssetKind.AUDIO,
+        title=title if job.content_type == ContentType.VOICE_SAMPLE else f"{title} · narration",
+        content=encode_mp3(samples),
+        extension=".mp3",
+        mime_type="audio/mpeg",
+        seconds=len(samples) / AUDIO_RATE,
+        provider=_providers_label(parts),
+        used_persona_voice=all_persona_voice,
+    )
+    if job.content_type == ContentType.STORY:
+        _keep_scene_clips(job, title)
+    _checkpoint(job, audio_asset=audio.pk, audio_seconds=round(audio.duration_seconds, 2))
+    pipeline.heartbeat(job, 65)
+
+
+def _keep_scene_clips(job: MediaJob, title: str) -> None:
+    """A story keeps one clip per scene (the part files become library assets)."""
+    for number, part in enumerate(job.result["parts"], start=1):
+        MediaAsset.objects.create(
+            user=job.user,
+            persona=job.persona,
+            job=job,
+            kind=AssetKind.AUDIO,
+            content_type=job.content_type,
+            title=f"{title} · scene {number}"[:200],
+            file=part["file"],
+            mime_type=part["mime_type"],
+            duration_seconds=part["seconds"],
+            provider=part["provider"],
+            used_persona_voice=part["persona_voice"],
+        )
+        part["kept"] = True
+
+
+def _remove_older_voice_samples(persona: WritingPersona) -> None:
+    """Only the newest voice sample is worth keeping."""
+    for asset in MediaAsset.objects.filter(persona=persona, content_type=ContentType.VOICE_SAMPLE):
+        delete_media_asset(asset=asset)
+
+
+def _providers_label(parts: list[dict]) -> str:
+    return ",".join(dict.fromkeys(part["provider"] for part in parts))[:50]
+
+
+def _render_avatar_video(job: MediaJob, persona: WritingPersona) -> bytes | None:
+    """Start the render (once) and return the video, or None while the provider works."""
+    provider = get_avatar_provider(job.params["avatar_provider"])
+    if job.provider_job_id:
+        poll = provider.check_render(job.provider_job_id)
+        if poll.status == "failed":
+            raise PipelineError(poll.error or "The avatar provider could not render this video.")
+        if poll.status != "completed":
+            pipeline.wait_for_provider(job, progress=max(70, min(95, poll.progress)))
+            return None
+        return poll.video
+    count = job.params["video_segment_count"]
+    parts = job.result["parts"][:count]
+    pause = pause_seconds(job.content_type)
+    spoken = zip(job.params["segments"][:count], parts, strict=True)
+    cues = caption_cues([(text, part["seconds"]) for text, part in spoken], pause)
+    video_audio = encode_mp3(join_audio([decode_mono(part["file"]) for part in parts], pause))
+    _checkpoint(job, captions=cues, video_seconds=round(sum(p["seconds"] for p in parts) + pause * (count - 1), 2))
+    pipeline.heartbeat(job, 70)
+    with (
+        local_copy(persona.avatar_portrait, suffix=".png") as portrait_path,
+        temporary_file(video_audio, suffix=".mp3") as audio_path,
+        _background_image_copy(persona) as background_path,
+    ):
+        ticket = provider.start_render(
+            portrait_path,
+            audio_path,
+            resolution=AVATAR_RESOLUTION,
+            aspect=job.params["aspect_ratio"],
+            options=_render_options(job, persona, cues, background_path),
+        )
+    if ticket.video is None:
+        pipeline.wait_for_provider(job, progress=72, provider_job_id=ticket.provider_job_id)
+        return None
+    job.provider_job_id = ticket.provider_job_id
+    job.save(update_fields=["provider_job_id"])
+    return ticket.video
+
+
+def _render_options(job: MediaJob, persona: WritingPersona, cues: list, background_path: str) -> dict:
+    """The persona's avatar settings; providers use what they support (the offline renderer burns
+    captions in; hosted models ignore captions, and the SRT file carries them instead)."""
+    return {
+        "background": persona.avatar_background,
+        "background_image": background_path,
+        "style": persona.avatar_style,
+        "framing": persona.avatar_framing,
+        "captions": [tuple(cue) for cue in cues] if job.params["burn_captions"] else [],
+        "label": AI_LABEL,
+    }
+
+
+@contextmanager
+def _background_image_copy(persona: WritingPersona):
+    if not persona.avatar_background_image:
+        yield ""
+        return
+    with local_copy(persona.avatar_background_image, suffix=".png") as path:
+        yield path
+
+
+@contextmanager
+def temporary_file(data: bytes, *, suffix: str):
+    fd, path = tempfile.mkstemp(suffix=suffix)
+    try:
+        with os.fdopen(fd, "wb") as f:
+            f.write(data)
+        yield path
+    finally:
+        os.unlink(path)
+
+
+def _save_video_assets(job: MediaJob, persona: WritingPersona, video: bytes) -> None:
+    seconds = job.result.get("video_seconds", 0)
+    provider = job.params["avatar_provider"]
+    pipeline.record_usage(
+        user=job.user,
+        persona=persona,
+        job=job,
+        kind="avatar_video",
+        content_type=job.content_type,
+        provider=provider,
+        media_seconds=seconds,
+        cost_usd=pipeline.avatar_cost(provider, seconds, AVATAR_RESOLUTION),
+        idempotency_key=f"job:{job.pk}:avatar_video",
+    )
+    title = f"{job.params['title']} · {AI_LABEL} video"
+    parts = job.result["parts"][: job.params["video_segment_count"]]
+    asset = _create_asset(
+        job,
+        kind=AssetKind.VIDEO,
+        title=title,
+        content=label_video(video, title=title, comment=f"{AI_LABEL} with a synthetic avatar and voice."),
+        extension=".mp4",
+        mime_type="video/mp4",
+        seconds=seconds,
+        provider=provider,
+        used_persona_voice=all(part["persona_voice"] for part in parts),
+        used_persona_avatar=True,
+    )
+    subtitles = _create_asset(
+        job,
+        kind=AssetKind.SUBTITLES,
+        title=f"{job.params['title']} · captions",
+        content=srt_text(job.result["captions"]).encode(),
+        extension=".srt",
+        mime_type="application/x-subrip",
+        seconds=seconds,
+        provider=provider,
+    )
+    _checkpoint(job, video_asset=asset.pk, subtitles_asset=subtitles.pk, label=AI_LABEL)
+    pipeline.heartbeat(job, 98)
+
+
+def _create_asset(job: MediaJob, *, kind, title, content: bytes, extension, mime_type, seconds, **flags) -> MediaAsset:
+    asset = MediaAsset(
+        user=job.user,
+        persona=job.persona,
+        job=job,
+        kind=kind,
+        content_type=job.content_type,
+        title=title[:200],
+        mime_type=mime_type,
+        duration_seconds=round(seconds, 2),
+        **flags,
+    )
+    asset.file.save(f"{job.content_type}-{job.pk}-{uuid.uuid4().hex[:8]}{extension}", ContentFile(content), save=False)
+    asset.save()
+    return asset
+
+
+def _discard_parts(job: MediaJob) -> None:
+    """Intermediate clips are removed once the job ends (a story's scene clips are kept as assets)."""
+    parts = job.result.get("parts") or []
+    for part in parts:
+        if not part.get("kept") and not part.get("discarded"):
+            default_storage.delete(part["file"])
+            part["discarded"] = True
+    if parts:
+        _checkpoint(job, parts=parts)
+
+
+# --- Audio, captions and labels --------------------------------------------------------------
+
+
+def pause_seconds(content_type: str) -> float:
+    return PAUSE_SECONDS.get(content_type, DEFAULT_PAUSE_SECONDS)
+
+
+def decode_mono(name: str) -> np.ndarray:
+    """Decode a stored audio file to mono float32 at AUDIO_RATE (whatever the provider returned)."""
+    with default_storage.open(name) as f:
+        data = f.read()
+    chunks = []
+    resampler = av.AudioResampler(format="flt", layout="mono", rate=AUDIO_RATE)
+    with av.open(io.BytesIO(data)) as container:
+        for frame in container.decode(audio=0):
+            chunks.extend(out.to_ndarray().reshape(-1) for out in resampler.resample(frame))
+    chunks.extend(out.to_ndarray().reshape(-1) for out in resampler.resample(None))
+    return np.concatenate(chunks) if chunks else np.zeros(0, dtype=np.float32)
+
+
+def join_audio(clips: list[np.ndarray], pause: float) -> np.ndarray:
+    silence = np.zeros(int(pause * AUDIO_RATE), dtype=np.float32)
+    joined: list[np.ndarray] = []
+    for index, clip in enumerate(clips):
+        if index:
+            joined.append(silence)
+        joined.append(clip.astype(np.float32))
+    return np.concatenate(joined) if joined else np.zeros(0, dtype=np.float32)
+
+
+def encode_mp3(samples: np.ndarray) -> bytes:
+    buffer = io.BytesIO()
+    with av.open(buffer, "w", format="mp3") as container:
+        stream = container.add_stream("libmp3lame", rate=AUDIO_RATE, layout="mono")
+        frame = av.AudioFrame.from_ndarray(
+            np.clip(samples, -1, 1).reshape(1, -1).astype(np.float32), format="fltp", layout="mono"
+        )
+        frame.sample_rate = AUDIO_RATE
+        for packet in stream.encode(frame):
+            container.mux(packet)
+        for packet in stream.encode(None):
+            container.mux(packet)
+    return buffer.getvalue()
+
+
+def caption_lines(text: str, width: int = CAPTION_CHARS) -> list[str]:
+    return _pack(text.split(), width)
+
+
+def caption_cues(parts: list[tuple[str, float]], pause: float) -> list[list]:
+    """[start, end, line] per caption line; each part's time is shared by its lines by length."""
+    cues, offset = [], 0.0
+    for text, seconds in parts:
+        lines = caption_lines(text)
+        total = sum(len(line) for line in lines) or 1
+        start = offset
+        for line in lines:
+            end = start + seconds * len(line) / total
+            cues.append([round(start, 3), round(end, 3), line])
+            start = end
+        offset += seconds + pause
+    return cues
+
+
+def _srt_time(seconds: float) -> str:
+    millis = round(seconds * 1000)
+    hours, rest = divmod(millis, 3_600_000)
+    minutes, rest = divmod(rest, 60_000)
+    secs, millis = divmod(rest, 1000)
+    return f"{hours:02d}:{minutes:02d}:{secs:02d},{millis:03d}"
+
+
+def srt_text(cues: list) -> str:
+    blocks = [
+        f"{number}\n{_srt_time(start)} --> {_srt_time(end)}\n{line}\n"
+        for number, (start, end, line) in enumerate(cues, start=1)
+    ]
+    return "\n".join(blocks)
+
+
+def label_video(video: bytes, *, title: str, comment: str) -> bytes:
+    """Write the AI-generated label into the MP4's metadata (a remux, no re-encode), with the
+    index up front so browsers can start playing before the whole file arrives. The faststart
+    pass rewrites the file, so the output is a real file rather than a buffer."""
+    with tempfile.TemporaryDirectory() as folder:
+        out_path = os.path.join(folder, "labelled.mp4")
+        try:
+            with (
+                av.open(io.BytesIO(video)) as source,
+                av.open(out_path, "w", format="mp4", options={"movflags": "+faststart"}) as target,
+            ):
+                target.metadata.update({"title": title, "comment": comment})
+                streams = {
+                    s.index: target.add_stream_from_template(s) for s in source.streams if s.type in ("video", "audio")
+                }
+                for packet in source.demux():
+                    if packet.dts is None or packet.stream.index not in streams:
+                        continue
+                    packet.stream = streams[packet.stream.index]
+                    target.mux(packet)
+        except av.FFmpegError as exc:
+            log.warning("could not label the video (%s); keeping it as rendered", exc)
+            return video
+        with open(out_path, "rb") as f:
+            return f.read()
+
+
+# --- The media library -----------------------------------------------------------------------
+
+
+# Video first, then audio, then captions: the order a job's result is best read in.
+ASSET_DISPLAY_ORDER = models.Case(
+    models.When(kind=AssetKind.VIDEO, then=0), models.When(kind=AssetKind.AUDIO, then=1), default=2
+)
+
+
+def job_assets_in_display_order():
+    return MediaAsset.objects.order_by(ASSET_DISPLAY_ORDER, "pk")
+
+
+def library_assets(user, *, kind: str = "", content_type: str = ""):
+    assets = MediaAsset.objects.filter(user=user).exclude(content_type=ContentType.VOICE_SAMPLE)
+    if kind:
+        assets = assets.filter(kind=kind)
+    if content_type:
+        assets = assets.filter(content_type=content_type)
+    return assets.order_by("-created_at", "-pk")
+
+
+def delete_media_asset(*, asset: MediaAsset) -> None:
+    """Delete the file as well as the row: a library delete leaves nothing behind."""
+    delete_file(asset.file)
+    asset.delete()
+
+
+def month_start(now: datetime | None = None) -> datetime:
+    return (now or timezone.now()).replace(day=1, hour=0, minute=0, second=0, microsecond=0)

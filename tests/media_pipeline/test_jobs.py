@@ -1,0 +1,86 @@
+from decimal import Decimal
+
+import pytest
+from django.db import IntegrityError
+from django.utils import timezone
+
+from media_pipeline import services
+from media_pipeline.models import JobKind, JobStatus, MediaJob, UsageRecord
+from personas.models import WritingPersona
+
+
+@pytest.fixture
+def persona(owner):
+    return WritingPersona.objects.create(user=owner, name="Owner persona")
+
+
+def make_job(persona, **fields):
+    defaults = {"user": persona.user, "persona": persona, "kind": JobKind.RENDER, "provider": "offline"}
+    return MediaJob.objects.create(**{**defaults, **fields})
+
+
+def test_usage_is_recorded_once_per_idempotency_key(persona):
+    job = make_job(persona)
+    for _ in range(3):
+        services.record_usage(
+            user=persona.user,
+            persona=persona,
+            job=job,
+            kind="voice_clone",
+            provider="minimax",
+            media_seconds=0,
+            cost_usd=Decimal("0.75"),
+            idempotency_key=f"job:{job.pk}:voice_clone",
+        )
+    assert UsageRecord.objects.count() == 1
+    job.refresh_from_db()
+    assert job.cost_usd == Decimal("0.75")
+
+
+def test_usage_key_is_unique_in_the_database(persona):
+    UsageRecord.objects.create(user=persona.user, kind="x", provider="p", idempotency_key="k")
+    with pytest.raises(IntegrityError):
+        UsageRecord.objects.create(user=persona.user, kind="x", provider="p", idempotency_key="k")
+
+
+def test_a_job_is_claimed_by_one_worker_only(persona):
+    job = make_job(persona)
+    first = services.claim_job(job.pk)
+    assert first is not None and first.status == JobStatus.RUNNING and first.attempts == 1
+    assert services.claim_job(job.pk) is None
+
+
+def test_sweeper_requeues_a_dead_workers_job_and_fails_overdue_ones(persona, django_capture_on_commit_callbacks):
+    past = timezone.now() - timezone.timedelta(minutes=5)
+    dead = make_job(
+        persona, status=JobStatus.RUNNING, lease_expires_at=past, deadline=timezone.now() + timezone.timedelta(hours=1)
+    )
+    overdue = make_job(persona, status=JobStatus.WAITING_PROVIDER, deadline=past, heartbeat_at=past)
+    with django_capture_on_commit_callbacks(execute=True) as callbacks:
+        assert services.sweep_jobs() == {"requeued": 1, "failed": 1}
+    assert len(callbacks) == 1
+    dead.refresh_from_db()
+    overdue.refresh_from_db()
+    assert dead.status == JobStatus.QUEUED
+    assert overdue.status == JobStatus.FAILED and "too long" in overdue.error
+    # The re-queued job can be claimed again by a live worker.
+    assert services.claim_job(dead.pk).attempts == 1
+
+
+def test_costs_follow_the_price_table():
+    assert services.voice_clone_cost("minimax") == Decimal("0.75")
+    assert services.voice_clone_cost("offline") == 0
+    assert services.synthesis_cost("minimax", 90) == Decimal("0.0300")
+    assert services.avatar_cost("wavespeed", 3) == Decimal("0.15")  # 5 s minimum
+    assert services.avatar_cost("wavespeed", 12, "720p") == Decimal("0.90")
+    assert services.avatar_cost("offline", 60) == 0
+
+
+def test_generated_voice_ids_follow_minimax_rules(persona):
+    import re
+
+    for _ in range(50):
+        voice_id = services.generate_voice_id(persona)
+        assert 8 <= len(voice_id) <= 256
+        assert re.fullmatch(r"[A-Za-z][A-Za-z0-9_-]*[A-Za-z0-9]", voice_id)
+        assert re.search(r"\d", voice_id)

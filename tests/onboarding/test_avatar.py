@@ -1,0 +1,189 @@
+"""Step 6, avatar: tier gate, upload errors, the photo check, creation with live progress,
+failure and retry, approval, recreation and skipping. Jobs run in the real worker."""
+
+import pytest
+
+from media_pipeline.models import JobKind, JobStatus
+from media_pipeline.providers.base import ProviderError
+from media_pipeline.uploads import upload_too_large_message
+from personas.models import ConsentRecord, Tier
+from tests import photo_factory
+from tests.conftest import make_user
+from tests.onboarding.conftest import photo_upload, url
+from tests.onboarding.test_voice import POLLING, nothing_changed, persona_for
+
+pytestmark = pytest.mark.django_db
+
+
+@pytest.fixture
+def upload(client, django_capture_on_commit_callbacks):
+    def post(persona, image=None, name="me.jpg", **fields):
+        fields.setdefault("consent", "on")
+        with django_capture_on_commit_callbacks(execute=True):
+            return client.post(
+                url("avatar_photo", persona),
+                {"photo": photo_upload(image, name), **fields},
+                headers={"HX-Request": "true"},
+            )
+
+    return post
+
+
+@pytest.fixture
+def act(client, django_capture_on_commit_callbacks):
+    def post(name, persona, *args):
+        with django_capture_on_commit_callbacks(execute=True):
+            response = client.post(url(name, persona, *args), headers={"HX-Request": "true"})
+        assert response.status_code == 200
+        return response.content.decode()
+
+    return post
+
+
+def avatar_section(client, persona) -> str:
+    return client.get(url("avatar", persona), headers={"HX-Request": "true"}).content.decode()
+
+
+def latest(persona, kind):
+    return persona.jobs.filter(kind=kind).first()
+
+
+@pytest.mark.parametrize("tier", [Tier.FREE, Tier.BASIC])
+def test_free_and_basic_see_an_upgrade_prompt_and_cannot_upload(client, upload, tier):
+    persona = persona_for(make_user("small", tier))
+    client.force_login(persona.user)
+    page = avatar_section(client, persona)
+    assert 'data-state="locked"' in page and "part of the Pro, Enterprise plans" in page
+    assert 'name="photo"' not in page
+    response = upload(persona)
+    assert "Avatars are part of the Pro and Enterprise plans." in response.content.decode()
+    assert not persona.jobs.exists() and not persona.consents.exists()
+
+
+def test_missing_photo(owner_client, persona):
+    response = owner_client.post(url("avatar_photo", persona), {"consent": "on"}, headers={"HX-Request": "true"})
+    assert "Choose a photo or take one with your camera first." in response.content.decode()
+    nothing_changed(persona)
+
+
+def test_wrong_file_type(owner_client, persona, upload):
+    response = upload(persona, name="me.gif")
+    assert "That file is not a photo we can use. Upload one of: JPG, JPEG, PNG, WEBP." in response.content.decode()
+    nothing_changed(persona)
+
+
+def test_too_large(owner_client, persona, upload, settings):
+    settings.MAX_UPLOAD_BYTES = 20_000
+    response = upload(persona)
+    assert upload_too_large_message() in response.content.decode()
+    nothing_changed(persona)
+
+
+def test_missing_consent(owner_client, persona, upload):
+    response = upload(persona, consent="")
+    assert "Please agree to the avatar consent before uploading your photo." in response.content.decode()
+    nothing_changed(persona)
+
+
+@pytest.mark.parametrize(
+    ("make_image", "message"),
+    [
+        (lambda: photo_factory.coffee(), "We could not find a face."),
+        (lambda: photo_factory.two_astronauts(), "We found 2 faces; use a photo with only you in it."),
+        (lambda: photo_factory.astronaut(400), "its shorter side must be at least 512 px"),
+        (lambda: photo_factory.blurred(photo_factory.astronaut(), 8), "blurry"),
+        (lambda: photo_factory.scaled_brightness(photo_factory.astronaut(), 0.2), "too dark"),
+    ],
+)
+def test_photo_problems_are_shown_and_block_creation(owner_client, persona, upload, run_jobs, act, make_image, message):
+    upload(persona, make_image())
+    assert 'data-state="checking"' in avatar_section(owner_client, persona)
+    run_jobs()
+    page = avatar_section(owner_client, persona)
+    assert 'data-state="invalid"' in page and message in page
+    assert "Create my avatar" not in page and "Use this photo anyway" not in page
+    page = act("avatar_create", persona, latest(persona, JobKind.PHOTO_CHECK).pk)
+    assert "This photo cannot be used" in page
+    assert latest(persona, JobKind.AVATAR_CREATE) is None
+
+
+def create(persona, upload, run_jobs, act, image=None):
+    upload(persona, image)
+    run_jobs()
+    return act("avatar_create", persona, latest(persona, JobKind.PHOTO_CHECK).pk)
+
+
+def test_creation_shows_progress_then_preview_then_approval(owner_client, persona, upload, run_jobs, act):
+    upload(persona)
+    run_jobs()
+    page = avatar_section(owner_client, persona)
+    assert 'data-state="checked"' in page and "We found your face." in page
+    assert "Faces found" in page and "Sharpness" in page
+    consent = ConsentRecord.objects.get(persona=persona, capability="avatar")
+    assert consent.text_version and consent.ip_address == "127.0.0.1"
+    page = act("avatar_create", persona, latest(persona, JobKind.PHOTO_CHECK).pk)
+    assert 'data-state="training"' in page and POLLING in page and "<progress" in page
+    run_jobs()
+    page = avatar_section(owner_client, persona)
+    assert 'data-state="ready"' in page and POLLING not in page
+    assert f"/media/persona/{persona.pk}/avatar-preview/" in page
+    # GTTS is off in tests and no voice is trained: the avatar speaks with the offline voice.
+    assert "in a standard voice" in page
+    page = act("avatar_approve", persona)
+    assert 'data-state="approved"' in page
+    persona.refresh_from_db()
+    assert persona.avatar_approved_at is not None and persona.avatar_ready
+    assert owner_client.get(f"/media/persona/{persona.pk}/avatar-preview/").status_code == 200
+
+
+def test_recreating_keeps_the_approved_avatar_until_approved(owner_client, persona, upload, run_jobs, act):
+    create(persona, upload, run_jobs, act)
+    run_jobs()
+    act("avatar_approve", persona)
+    persona.refresh_from_db()
+    first = persona.avatar_id
+    page = act("avatar_recreate", persona)
+    assert 'data-state="retraining"' in page
+    assert "Your current avatar stays in use until you approve the new one." in page
+    run_jobs()
+    job = latest(persona, JobKind.AVATAR_CREATE)
+    page = avatar_section(owner_client, persona)
+    assert 'data-state="candidate"' in page and f"/media/job/{job.pk}/preview/" in page
+    persona.refresh_from_db()
+    assert persona.avatar_id == first
+    act("avatar_approve", persona)
+    persona.refresh_from_db()
+    assert persona.avatar_id == job.result["avatar_id"] != first
+
+
+def test_failed_creation_shows_why_and_can_be_retried(owner_client, persona, upload, run_jobs, act, monkeypatch):
+    from media_pipeline.providers import local
+
+    def refuse(self, *args, **kwargs):
+        raise ProviderError("The video service could not animate this photo.")
+
+    with monkeypatch.context() as patch:
+        patch.setattr(local.OfflineAvatarProvider, "start_render", refuse)
+        create(persona, upload, run_jobs, act)
+        run_jobs()
+    page = avatar_section(owner_client, persona)
+    assert 'data-state="failed"' in page and "The video service could not animate this photo." in page
+    page = act("avatar_recreate", persona)
+    assert 'data-state="training"' in page
+    run_jobs()
+    assert 'data-state="ready"' in avatar_section(owner_client, persona)
+
+
+def test_creation_can_be_cancelled(owner_client, persona, upload, run_jobs, act):
+    create(persona, upload, run_jobs, act)
+    page = act("avatar_cancel", persona)
+    assert 'data-state="failed"' in page and "You cancelled this." in page
+    assert latest(persona, JobKind.AVATAR_CREATE).status == JobStatus.CANCELLED
+
+
+def test_skipping_the_avatar(owner_client, persona, act):
+    page = act("avatar_skip", persona)
+    assert 'data-state="skipped"' in page
+    persona.refresh_from_db()
+    assert persona.avatar_skipped_at is not None
+    assert 'data-state="skipped"' in avatar_section(owner_client, persona)

@@ -1,0 +1,467 @@
+"""The content studio service: planning (tiers, caps, costs), every voice fallback branch, the
+worker's steps with real offline media, metering without double charges, and paid providers
+behind `responses`."""
+
+import io
+import json
+from decimal import Decimal
+
+import av
+import pytest
+import responses
+from django.core.files.storage import default_storage
+
+from media_pipeline import services as pipeline
+from media_pipeline.models import AssetKind, JobStatus, MediaAsset, MediaJob, UsageRecord
+from media_pipeline.providers.base import ProviderError
+from media_pipeline.services import PipelineError
+from personas import studio
+from personas.models import Platform, Tier, TrainingStatus
+from tests.media_pipeline.test_gtts import ENDPOINT as GTTS_ENDPOINT
+from tests.media_pipeline.test_gtts import google_reply
+from tests.media_pipeline.test_http_base import make_audio, make_mp4
+from tests.personas.conftest import add_adaptation, make_persona
+
+STORY = ("The lighthouse keeper counted the ships.", "One night a ship did not come home.")
+LONG_POST = " ".join(f"Sentence number {n} explains one more idea about writing well." for n in range(1, 40))
+
+
+def generate(django_capture_on_commit_callbacks, run_jobs, **kwargs) -> MediaJob:
+    with django_capture_on_commit_callbacks(execute=True):
+        content = studio.generate_content_with_persona(**kwargs)
+    run_jobs()
+    content.job.refresh_from_db()
+    return content.job
+
+
+# --- Text helpers ----------------------------------------------------------------------------
+
+
+def test_long_text_is_split_at_paragraphs_then_sentences_within_the_limit():
+    paragraph = " ".join(f"This is sentence {n} of a long paragraph." for n in range(40))
+    text = f"Short opening paragraph.\n\n{paragraph}\n\nClosing line."
+    chunks = studio.split_for_narration(text, limit=200)
+    assert all(len(chunk) <= 200 for chunk in chunks)
+    assert all(chunk.endswith(".") for chunk in chunks)  # never cut mid-sentence
+    assert " ".join(chunks) == " ".join(text.split())
+
+
+def test_a_sentence_longer_than_the_limit_is_split_at_words():
+    chunks = studio.split_for_narration("word " * 100, limit=50)
+    assert all(len(c) <= 50 for c in chunks) and sum(len(c.split()) for c in chunks) == 100
+
+
+def test_linkedin_adaptation_trims_adds_hashtags_and_strips_emoji(owner):
+    persona = make_persona(owner)
+    adaptation = add_adaptation(persona, target_length_words=25, hashtags=3, emoji_use="none")
+    post = "Writing daily changed my career 🚀. " + LONG_POST + " #writing"
+    adapted = studio.adapt_for_platform(post, adaptation)
+    body, tags = adapted.rsplit("\n\n", 1)
+    assert len(body.split()) <= 25 and body.endswith(".")
+    assert "🚀" not in adapted
+    assert body.startswith("Writing daily changed my career. ")
+    assert tags.split()[0] == "#writing" and len(tags.split()) == 3  # the writer's own tag first
+    assert all(tag.startswith("#") for tag in tags.split())
+    assert "#" not in studio.narration_text(adapted)
+
+
+@pytest.mark.parametrize(
+    ("policy", "expected"),
+    [("none", "Ship it today!"), ("light", "Ship it 🚀🎉 today!"), ("frequent", "Ship it 🚀🎉🔥 today!")],
+)
+def test_emoji_policy(owner, policy, expected):
+    adaptation = add_adaptation(make_persona(owner), emoji_use=policy)
+    assert studio.apply_emoji_policy("Ship it 🚀🎉🔥 today!", adaptation) == expected
+
+
+def test_srt_cues_follow_the_narration_timing():
+    cues = studio.caption_cues([("Hello there, this is the first part.", 2.0), ("Second.", 1.0)], pause=0.5)
+    assert cues[0][0] == 0 and cues[-1][1] == pytest.approx(3.5)
+    srt = studio.srt_text(cues)
+    assert srt.startswith("1\n00:00:00,000 --> 00:00:02,000\nHello there, this is the first part.\n")
+    assert "00:00:02,500 --> 00:00:03,500\nSecond." in srt
+
+
+# --- Planning: tiers, opt-outs, caps, costs ---------------------------------------------------
+
+
+@pytest.mark.parametrize(
+    ("tier", "voice", "expected_provider", "uses_persona"),
+    [
+        (Tier.FREE, True, "offline", False),  # Free: the standard voice even with a trained voice
+        (Tier.BASIC, True, "offline", True),  # Basic: the persona voice (offline clone here)
+        (Tier.BASIC, False, "offline", False),  # not trained yet: fallback
+        (Tier.PRO, True, "offline", True),
+        (Tier.ENTERPRISE, True, "offline", True),
+    ],
+)
+def test_voice_choice_follows_tier_and_readiness(user_on, tier, voice, expected_provider, uses_persona):
+    persona = make_persona(user_on(tier), voice=voice)
+    plan = studio.plan_generation(
+        persona=persona, request=studio.GenerationRequest(content_type="blog", text="A short post.", title="T")
+    )
+    assert (plan.voice_provider, plan.uses_persona_voice) == (expected_provider, uses_persona)
+    assert bool(plan.notes) != uses_persona  # the page says why the standard voice narrates
+
+
+@pytest.mark.parametrize("tier", [Tier.FREE, Tier.BASIC])
+def test_avatar_video_is_refused_below_pro(user_on, tier):
+    persona = make_persona(user_on(tier), voice=True, avatar=True)
+    request = studio.GenerationRequest(content_type="linkedin", text="Hello network.", make_video=True)
+    with pytest.raises(PipelineError, match="Pro and Enterprise"):
+        studio.plan_generation(persona=persona, request=request)
+    # Text and audio are still fine.
+    plan = studio.plan_generation(persona=persona, request=studio.GenerationRequest("linkedin", text="Hello."))
+    assert not plan.makes_video
+
+
+def test_video_needs_a_ready_avatar_and_no_opt_out(owner):
+    request = studio.GenerationRequest(
+        content_type="email", text="See you soon.", recipient_name="Ana", make_video=True
+    )
+    with pytest.raises(PipelineError, match="avatar is not ready"):
+        studio.plan_generation(persona=make_persona(owner, voice=True), request=request)
+    opted_out = make_persona(owner, avatar=True, avatar_opted_out=True)
+    with pytest.raises(PipelineError, match="opted out"):
+        studio.plan_generation(persona=opted_out, request=request)
+
+
+def test_opted_out_voice_uses_the_standard_voice(owner):
+    persona = make_persona(owner, voice=True, voice_opted_out=True)
+    plan = studio.plan_generation(persona=persona, request=studio.GenerationRequest("blog", text="Hi.", title="T"))
+    assert not plan.uses_persona_voice and "opted out" in plan.notes[0]
+
+
+def test_paid_providers_are_estimated_before_the_job(owner, settings):
+    persona = make_persona(owner, voice=True, avatar=True)
+    persona.voice_provider, persona.avatar_provider = "minimax", "wavespeed"
+    text = " ".join(["word"] * 300)  # 300 words at 150 wpm = 120 s
+    plan = studio.plan_generation(
+        persona=persona,
+        request=studio.GenerationRequest("linkedin", text=text, make_video=True, burn_captions=False),
+    )
+    assert plan.audio_seconds == pytest.approx(120, abs=1)
+    assert plan.voice_cost == pipeline.synthesis_cost("minimax", plan.audio_seconds)
+    assert plan.video_cost == pipeline.avatar_cost("wavespeed", plan.video_seconds, "480p") > 0
+    assert plan.estimated_cost == plan.voice_cost + plan.video_cost
+
+
+def test_blog_explainer_video_covers_only_the_opening(owner):
+    persona = make_persona(owner, voice=True, avatar=True)
+    plan = studio.plan_generation(
+        persona=persona, request=studio.GenerationRequest("blog", text=LONG_POST * 3, title="Long", make_video=True)
+    )
+    assert 0 < plan.video_segment_count < len(plan.segments)
+    assert plan.video_seconds < plan.audio_seconds
+    assert plan.video_seconds <= studio.EXPLAINER_WORDS / 150 * 60 + 5
+
+
+def test_overlong_video_is_refused(owner):
+    persona = make_persona(owner, voice=True, avatar=True)
+    request = studio.GenerationRequest("linkedin", text=" ".join(["word"] * 2000), make_video=True)
+    with pytest.raises(PipelineError, match="at most 10 minutes"):
+        studio.plan_generation(persona=persona, request=request)
+
+
+@pytest.mark.parametrize(("tier", "cap"), [(Tier.FREE, 20), (Tier.BASIC, 100), (Tier.PRO, 500)])
+def test_monthly_cap_refuses_with_a_clear_message(user_on, settings, tier, cap):
+    settings.TIERS = {**settings.TIERS, tier: {**settings.TIERS[tier], "monthly_generations": 2}}
+    persona = make_persona(user_on(tier))
+    for _ in range(2):
+        studio.generate_content_with_persona(user=persona.user, content_type="blog", text="Hi.", title="T")
+    with pytest.raises(PipelineError, match="used all 2 generations") as caught:
+        studio.generate_content_with_persona(user=persona.user, content_type="blog", text="Hi.", title="T")
+    assert "Upgrade" in str(caught.value)
+    # Failed generations and voice samples do not count.
+    MediaJob.objects.filter(persona=persona).update(status=JobStatus.FAILED)
+    studio.generate_content_with_persona(user=persona.user, content_type="blog", text="Hi.", title="T")
+    studio.request_voice_sample(persona=persona, voice_settings={})
+    assert studio.generations_this_month(persona.user) == 1
+
+
+def test_enterprise_is_unlimited(user_on, settings):
+    persona = make_persona(user_on(Tier.ENTERPRISE))
+    MediaJob.objects.bulk_create(
+        MediaJob(user=persona.user, persona=persona, kind="render", content_type="blog", provider="offline")
+        for _ in range(settings.TIERS["pro"]["monthly_generations"] + 1)
+    )
+    content = studio.generate_content_with_persona(user=persona.user, content_type="blog", text="Hi.", title="T")
+    assert content.job.pk
+
+
+# --- The worker: real offline media -----------------------------------------------------------
+
+
+def test_story_with_avatar_video_makes_every_asset_and_meters_each_step(
+    persona, run_jobs, django_capture_on_commit_callbacks
+):
+    job = generate(
+        django_capture_on_commit_callbacks,
+        run_jobs,
+        user=persona.user,
+        content_type="story",
+        scenes=STORY,
+        title="The keeper",
+        make_video=True,
+    )
+    assert job.status == JobStatus.SUCCEEDED, job.error
+    assets = {a.title: a for a in job.assets.all()}
+    combined = assets["The keeper · narration"]
+    assert combined.used_persona_voice and combined.mime_type == "audio/mpeg"
+    scene_clips = [assets["The keeper · scene 1"], assets["The keeper · scene 2"]]
+    # One combined file: as long as both scenes plus the pause between them.
+    assert combined.duration_seconds == pytest.approx(
+        sum(c.duration_seconds for c in scene_clips) + studio.PAUSE_SECONDS["story"], abs=0.1
+    )
+    video = assets["The keeper · AI-generated video"]
+    assert video.used_persona_avatar and video.kind == AssetKind.VIDEO
+    with default_storage.open(video.file.name) as f, av.open(io.BytesIO(f.read())) as container:
+        assert container.metadata.get("comment", "").startswith("AI-generated")
+        assert container.duration / 1e6 == pytest.approx(combined.duration_seconds, abs=0.3)
+    srt = default_storage.open(assets["The keeper · captions"].file.name).read().decode()
+    assert "The lighthouse keeper counted the ships." in srt
+    kinds = sorted(UsageRecord.objects.filter(job=job).values_list("kind", flat=True))
+    assert kinds == ["avatar_video", "voice_synthesis", "voice_synthesis"]
+    # Intermediate files are gone; the kept scene clips are library assets.
+    parts = default_storage.listdir("private/generated/parts")[1]
+    assert sorted(f"private/generated/parts/{p}" for p in parts) == sorted(c.file.name for c in scene_clips)
+
+
+def test_persona_content_returns_text_audio_and_video(persona, run_jobs, django_capture_on_commit_callbacks):
+    add_adaptation(persona, Platform.LINKEDIN, hashtags=2, target_length_words=60, emoji_use="none")
+    with django_capture_on_commit_callbacks(execute=True):
+        content = studio.generate_content_with_persona(
+            user=persona.user,
+            content_type="linkedin",
+            text="Consistency beats talent when talent does not write. Publish weekly and learn in public.",
+            make_video=True,
+            aspect_ratio="9:16",
+        )
+    assert content.text.count("#") == 2 and content.audio is None
+    run_jobs()
+    assert content.audio.kind == "audio" and content.video.kind == "video" and content.subtitles.kind == "subtitles"
+    assert "AI-generated" in content.video.title
+    with default_storage.open(content.video.file.name) as f, av.open(io.BytesIO(f.read())) as container:
+        stream = container.streams.video[0]
+        assert (stream.width, stream.height) == (512, 910)  # 9:16
+
+
+def test_standard_voice_when_the_writer_turns_their_voice_off(persona, run_jobs, django_capture_on_commit_callbacks):
+    job = generate(
+        django_capture_on_commit_callbacks,
+        run_jobs,
+        user=persona.user,
+        content_type="story",
+        scenes=STORY,
+        title="Off",
+        use_persona_voice=False,
+    )
+    audio = job.assets.get(title="Off · narration")
+    assert not audio.used_persona_voice and audio.provider == "offline"
+    assert set(UsageRecord.objects.filter(job=job).values_list("provider", flat=True)) == {"offline"}
+
+
+def test_gtts_narrates_when_enabled_and_the_voice_is_not_ready(
+    owner, settings, run_jobs, django_capture_on_commit_callbacks
+):
+    settings.GTTS_ENABLED = True
+    make_persona(owner)
+    with responses.RequestsMock() as mocked:
+        mocked.post(GTTS_ENDPOINT, body=google_reply(make_audio("mp3", 1.5)))
+        job = generate(
+            django_capture_on_commit_callbacks, run_jobs, user=owner, content_type="blog", text="Hello.", title="G"
+        )
+    audio = job.assets.get()
+    assert audio.provider == "gtts" and not audio.used_persona_voice
+    assert audio.duration_seconds == pytest.approx(1.5, abs=0.1)
+
+
+def test_offline_voice_when_gtts_is_unreachable(owner, settings, run_jobs, django_capture_on_commit_callbacks):
+    settings.GTTS_ENABLED = True
+    persona = make_persona(owner)
+    with responses.RequestsMock() as mocked:
+        mocked.post(GTTS_ENDPOINT, status=503)
+        job = generate(
+            django_capture_on_commit_callbacks, run_jobs, user=owner, content_type="blog", text="Hello.", title="G"
+        )
+    assert job.status == JobStatus.SUCCEEDED and job.assets.get().provider == "offline"
+    assert persona.pk == job.persona_id
+
+
+def minimax_persona(owner, settings):
+    settings.MINIMAX_API_KEY = "mm-test"
+    settings.MINIMAX_BASE_URL = "https://api.minimax.io"
+    persona = make_persona(owner, voice=True)
+    persona.voice_provider = "minimax"
+    persona.save()
+    return persona
+
+
+def test_persona_voice_at_minimax_is_metered_at_its_price(
+    owner, settings, run_jobs, django_capture_on_commit_callbacks
+):
+    persona = minimax_persona(owner, settings)
+    reply = {
+        "data": {"audio": make_audio("mp3", 3.0).hex(), "status": 2},
+        "extra_info": {"audio_length": 3000, "usage_characters": 20},
+        "base_resp": {"status_code": 0, "status_msg": "success"},
+    }
+    with responses.RequestsMock() as mocked:
+        mocked.post("https://api.minimax.io/v1/t2a_v2", json=reply)
+        job = generate(
+            django_capture_on_commit_callbacks, run_jobs, user=owner, content_type="blog", text="Hello.", title="M"
+        )
+        sent = json.loads(mocked.calls[0].request.body)
+    assert sent["voice_setting"]["voice_id"] == persona.voice_id
+    record = UsageRecord.objects.get(job=job)
+    assert (record.provider, record.cost_usd) == ("minimax", pipeline.synthesis_cost("minimax", 3.0))
+    assert job.cost_usd == record.cost_usd and job.assets.get().used_persona_voice
+
+
+def test_a_final_persona_voice_error_falls_back_to_the_standard_voice(
+    owner, settings, run_jobs, django_capture_on_commit_callbacks
+):
+    minimax_persona(owner, settings)
+    refused = {"base_resp": {"status_code": 1008, "status_msg": "insufficient balance"}}
+    with responses.RequestsMock() as mocked:
+        mocked.post("https://api.minimax.io/v1/t2a_v2", json=refused)
+        job = generate(
+            django_capture_on_commit_callbacks, run_jobs, user=owner, content_type="blog", text="Hello.", title="F"
+        )
+    audio = job.assets.get()
+    assert job.status == JobStatus.SUCCEEDED and audio.provider == "offline" and not audio.used_persona_voice
+    assert UsageRecord.objects.get(job=job).cost_usd == 0
+
+
+def test_a_retried_step_neither_redoes_work_nor_charges_twice(
+    persona, run_jobs, django_capture_on_commit_callbacks, monkeypatch
+):
+    from media_pipeline.providers.local import OfflineAvatarProvider, OfflineVoiceProvider
+
+    syntheses = []
+    real_synthesize = OfflineVoiceProvider.synthesize
+    monkeypatch.setattr(
+        OfflineVoiceProvider,
+        "synthesize",
+        lambda self, text, **kw: syntheses.append(text) or real_synthesize(self, text, **kw),
+    )
+    real_render = OfflineAvatarProvider.start_render
+    failures = iter([ProviderError("Renderer busy", retryable=True)])
+
+    def flaky_render(self, *args, **kwargs):
+        error = next(failures, None)
+        if error:
+            raise error
+        return real_render(self, *args, **kwargs)
+
+    monkeypatch.setattr(OfflineAvatarProvider, "start_render", flaky_render)
+    with django_capture_on_commit_callbacks(execute=True):
+        content = studio.generate_content_with_persona(
+            user=persona.user, content_type="story", scenes=STORY, title="Retry", make_video=True
+        )
+    run_jobs()  # the render fails retryably: the job is re-queued for later
+    job = MediaJob.objects.get(pk=content.job.pk)
+    assert job.status == JobStatus.QUEUED and "busy" in job.error
+    pipeline.run_job(job.pk)  # the retry (its delayed task would do the same)
+    job.refresh_from_db()
+    assert job.status == JobStatus.SUCCEEDED
+    assert syntheses == list(STORY)  # each scene narrated once, across both attempts
+    assert UsageRecord.objects.filter(job=job).count() == 3
+    assert MediaAsset.objects.filter(job=job, kind="audio", title="Retry · narration").count() == 1
+
+
+def test_a_failed_job_leaves_no_intermediate_files(persona, run_jobs, django_capture_on_commit_callbacks, monkeypatch):
+    from media_pipeline.providers.local import OfflineAvatarProvider
+
+    def broken(self, *args, **kwargs):
+        raise ProviderError("The portrait cannot be rendered.")
+
+    monkeypatch.setattr(OfflineAvatarProvider, "start_render", broken)
+    job = generate(
+        django_capture_on_commit_callbacks,
+        run_jobs,
+        user=persona.user,
+        content_type="blog",
+        text=LONG_POST,
+        title="Broken",
+        make_video=True,
+    )
+    assert job.status == JobStatus.FAILED and job.error == "The portrait cannot be rendered."
+    assert default_storage.listdir("private/generated/parts")[1] == []
+
+
+def test_wavespeed_render_is_polled_and_charged_once(owner, settings, run_jobs, django_capture_on_commit_callbacks):
+    from tests.media_pipeline.test_wavespeed import API, HUNYUAN, RESULT, UPLOAD, VIDEO_URL, prediction, uploaded
+
+    settings.WAVESPEED_API_KEY, settings.WAVESPEED_BASE_URL = "ws-test", API
+    settings.PROVIDER_POLL_SECONDS = 0
+    persona = make_persona(owner, voice=True, avatar=True)
+    persona.avatar_provider = "wavespeed"
+    persona.save()
+    with responses.RequestsMock() as mocked:
+        mocked.post(UPLOAD, json=uploaded("image", "https://cdn.example/p.png"))
+        mocked.post(UPLOAD, json=uploaded("audio", "https://cdn.example/a.mp3"))
+        mocked.post(HUNYUAN, json=prediction("created"))
+        mocked.get(RESULT, json=prediction("processing"))
+        mocked.get(RESULT, json=prediction("completed", outputs=[VIDEO_URL]))
+        mocked.get(VIDEO_URL, body=make_mp4())
+        job = generate(
+            django_capture_on_commit_callbacks,
+            run_jobs,
+            user=owner,
+            content_type="email",
+            text="Thanks for the chat today.",
+            recipient_name="Ana",
+            make_video=True,
+        )
+    assert job.status == JobStatus.SUCCEEDED, job.error
+    video_usage = UsageRecord.objects.get(job=job, kind="avatar_video")
+    assert video_usage.provider == "wavespeed" and video_usage.cost_usd == Decimal("0.15")
+    assert job.estimated_cost_usd == Decimal("0.15") and job.cost_usd == Decimal("0.15")
+    assert job.assets.get(kind="video").provider == "wavespeed"
+    assert job.params["text"].startswith("Hi Ana,")
+
+
+def test_voice_sample_uses_unsaved_settings_and_keeps_only_the_newest(
+    persona, run_jobs, django_capture_on_commit_callbacks
+):
+    for speed in (0.7, 1.6):
+        with django_capture_on_commit_callbacks(execute=True):
+            job = studio.request_voice_sample(
+                persona=persona,
+                voice_settings={"voice_emotion": "calm", "voice_speed": speed, "voice_pitch": 2, "voice_volume": 1.0},
+            )
+        run_jobs()
+    samples = MediaAsset.objects.filter(content_type="voice_sample")
+    assert [a.job_id for a in samples] == [job.pk]
+    persona.refresh_from_db()
+    assert persona.voice_speed == 1.0  # nothing saved
+    assert not studio.library_assets(persona.user).exists()  # samples stay out of the library
+
+
+def test_a_voice_sample_speaks_the_given_sentence_or_the_preview_line(persona):
+    line = studio.request_voice_sample(persona=persona)
+    assert line.params["segments"] == [studio.VOICE_SAMPLE_LINE] and line.params["use_persona_voice"]
+    sentence = studio.request_voice_sample(persona=persona, text="  Welcome to\nmy letter.  ")
+    assert sentence.params["segments"] == ["Welcome to my letter."] == [sentence.params["text"]]
+    assert sentence.content_type == studio.ContentType.VOICE_SAMPLE and sentence.kind == "render"
+
+
+def test_deleting_an_asset_deletes_its_file(persona, run_jobs, django_capture_on_commit_callbacks):
+    job = generate(
+        django_capture_on_commit_callbacks, run_jobs, user=persona.user, content_type="blog", text="Hi.", title="D"
+    )
+    asset = job.assets.get()
+    studio.delete_media_asset(asset=asset)
+    assert not default_storage.exists(asset.file.name) and not MediaAsset.objects.exists()
+
+
+def test_voice_training_status_is_read_at_run_time(owner, run_jobs, django_capture_on_commit_callbacks):
+    """A voice deleted between confirming and running falls back instead of failing."""
+    persona = make_persona(owner, voice=True)
+    with django_capture_on_commit_callbacks(execute=True):
+        content = studio.generate_content_with_persona(user=owner, content_type="blog", text="Hi.", title="R")
+    persona.voice_training_status, persona.voice_id = TrainingStatus.NOT_TRAINED, ""
+    persona.save()
+    run_jobs()
+    assert not content.audio.used_persona_voice
