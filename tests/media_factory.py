@@ -161,3 +161,35 @@ def wav_samples(data: bytes) -> tuple[np.ndarray, int, int]:
     with wave.open(io.BytesIO(data)) as w:
         pcm = np.frombuffer(w.readframes(w.getnframes()), "<i2")
         return pcm.reshape(-1, w.getnchannels()).astype(np.float32) / 32768, w.getframerate(), w.getnchannels()
+
+
+def make_audio(fmt: str = "mp3", seconds: float = 1.0, rate: int = 16000) -> bytes:
+    """A real, tiny mono tone encoded by FFmpeg (mp3 or wav)."""
+    buffer = io.BytesIO()
+    with av.open(buffer, "w", format=fmt) as out:
+        stream = out.add_stream("mp3" if fmt == "mp3" else "pcm_s16le", rate=rate)
+        stream.layout = "mono"
+        t = np.arange(int(seconds * rate)) / rate
+        frame = av.AudioFrame.from_ndarray(
+            (np.sin(2 * np.pi * 440 * t) * 8000).astype(np.int16).reshape(1, -1), format="s16", layout="mono"
+        )
+        frame.sample_rate = rate
+        for packet in [*stream.encode(frame), *stream.encode(None)]:
+            out.mux(packet)
+    return buffer.getvalue()
+
+
+def make_mp4(frames: int = 5) -> bytes:
+    """A real, tiny silent mp4."""
+    buffer = io.BytesIO()
+    with av.open(buffer, "w", format="mp4") as out:
+        stream = out.add_stream("mpeg4", rate=10)
+        stream.width = stream.height = 32
+        stream.pix_fmt = "yuv420p"
+        for i in range(frames):
+            frame = av.VideoFrame.from_ndarray(np.full((32, 32, 3), i * 40, np.uint8), format="rgb24")
+            for packet in stream.encode(frame):
+                out.mux(packet)
+        for packet in stream.encode(None):
+            out.mux(packet)
+    return buffer.getvalue()

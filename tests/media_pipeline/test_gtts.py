@@ -5,12 +5,11 @@ import urllib.parse
 
 import pytest
 import requests
-import responses
 
 from media_pipeline.providers import get_voice_provider
 from media_pipeline.providers.base import ProviderError
 from media_pipeline.providers.gtts import GTTSVoiceProvider
-from tests.media_pipeline.test_http_base import make_audio
+from tests.media_factory import make_audio
 
 # Where gTTS posts each (up to 100-character) piece of text.
 ENDPOINT = "https://translate.google.com/_/TranslateWebserverUi/data/batchexecute"
@@ -20,12 +19,6 @@ def google_reply(audio: bytes) -> str:
     """The batchexecute reply shape gTTS parses: the mp3 base64-encoded inside escaped JSON."""
     encoded = base64.b64encode(audio).decode()
     return f')]}}\'\n\n123\n[["wrb.fr","jQ1olc","[\\"{encoded}\\"]",null,null,null,"generic"]]\n'
-
-
-@pytest.fixture
-def mocked():
-    with responses.RequestsMock() as rsps:
-        yield rsps
 
 
 @pytest.fixture

@@ -1,63 +1,17 @@
 """The retrying HTTP client shared by the provider adapters, faked at the HTTP boundary."""
 
-import io
 import json
 import logging
 
-import av
-import numpy as np
 import pytest
 import requests
-import responses
 
 from media_pipeline.providers.base import ProviderError
 from media_pipeline.providers.http import LOST_REPLY, HttpClient, audio_seconds
+from tests.media_factory import make_audio, make_mp4
 
 API = "https://api.example.test"
 KEY = "sk-very-secret"
-
-
-def make_audio(fmt: str = "mp3", seconds: float = 1.0, rate: int = 16000) -> bytes:
-    """A real, tiny mono tone encoded by FFmpeg (mp3 or wav)."""
-    buffer = io.BytesIO()
-    with av.open(buffer, "w", format=fmt) as out:
-        stream = out.add_stream("mp3" if fmt == "mp3" else "pcm_s16le", rate=rate)
-        stream.layout = "mono"
-        t = np.arange(int(seconds * rate)) / rate
-        frame = av.AudioFrame.from_ndarray(
-            (np.sin(2 * np.pi * 440 * t) * 8000).astype(np.int16).reshape(1, -1), format="s16", layout="mono"
-        )
-        frame.sample_rate = rate
-        for packet in [*stream.encode(frame), *stream.encode(None)]:
-            out.mux(packet)
-    return buffer.getvalue()
-
-
-def make_mp4(frames: int = 5) -> bytes:
-    """A real, tiny silent mp4."""
-    buffer = io.BytesIO()
-    with av.open(buffer, "w", format="mp4") as out:
-        stream = out.add_stream("mpeg4", rate=10)
-        stream.width = stream.height = 32
-        stream.pix_fmt = "yuv420p"
-        for i in range(frames):
-            frame = av.VideoFrame.from_ndarray(np.full((32, 32, 3), i * 40, np.uint8), format="rgb24")
-            for packet in stream.encode(frame):
-                out.mux(packet)
-        for packet in stream.encode(None):
-            out.mux(packet)
-    return buffer.getvalue()
-
-
-@pytest.fixture
-def mocked():
-    with responses.RequestsMock() as rsps:
-        yield rsps
-
-
-@pytest.fixture
-def sleeps():
-    return []
 
 
 @pytest.fixture

@@ -8,13 +8,12 @@ import zipfile
 
 import pytest
 import requests
-import responses
 
 from media_pipeline.providers import get_voice_provider
 from media_pipeline.providers.base import ProviderError
 from media_pipeline.providers.http import LOST_REPLY
 from media_pipeline.providers.minimax import MiniMaxVoiceProvider, extract_audio
-from tests.media_pipeline.test_http_base import make_audio
+from tests.media_factory import make_audio
 
 API = "https://api.minimax.io"
 KEY = "mm-test-key"
@@ -34,17 +33,6 @@ def error(code: int, msg: str = "error") -> dict:
 def t2a_ok(audio: bytes, length_ms: int | None = 1000) -> dict:
     extra = {"audio_length": length_ms, "usage_characters": 5, "audio_format": "mp3"} if length_ms else None
     return {"data": {"audio": audio.hex(), "status": 2}, "extra_info": extra, "trace_id": "t1", "base_resp": OK}
-
-
-@pytest.fixture
-def mocked():
-    with responses.RequestsMock() as rsps:
-        yield rsps
-
-
-@pytest.fixture
-def sleeps():
-    return []
 
 
 @pytest.fixture

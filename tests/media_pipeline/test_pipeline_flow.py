@@ -16,8 +16,7 @@ from media_pipeline.models import JobKind, JobStatus, MediaJob, UsageRecord
 from media_pipeline.storage import read_bytes
 from personas.models import TrainingStatus, WritingPersona
 from tests import photo_factory
-from tests.media_factory import encode, speech_wav
-from tests.media_pipeline.test_http_base import make_mp4
+from tests.media_factory import encode, make_mp4, speech_wav
 
 MINIMAX = "https://api.minimax.io"
 WAVESPEED = "https://api.wavespeed.ai"

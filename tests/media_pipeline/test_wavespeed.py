@@ -6,14 +6,13 @@ from datetime import UTC, datetime, timedelta
 
 import pytest
 import requests
-import responses
 from PIL import Image
 
 from media_pipeline.providers import get_avatar_provider
 from media_pipeline.providers.base import ProviderError
 from media_pipeline.providers.http import LOST_REPLY
 from media_pipeline.providers.wavespeed import WaveSpeedAvatarProvider
-from tests.media_pipeline.test_http_base import make_audio, make_mp4
+from tests.media_factory import make_audio, make_mp4
 
 API = "https://api.wavespeed.ai"
 KEY = "ws-test-key"
@@ -45,17 +44,6 @@ def prediction(status: str, *, outputs=(), error: str = "", created_at: str = "2
             "timings": {"inference": 0},
         },
     }
-
-
-@pytest.fixture
-def mocked():
-    with responses.RequestsMock() as rsps:
-        yield rsps
-
-
-@pytest.fixture
-def sleeps():
-    return []
 
 
 @pytest.fixture

@@ -17,9 +17,9 @@ from media_pipeline.providers.base import ProviderError
 from media_pipeline.services import PipelineError
 from personas import studio
 from personas.models import Platform, Tier, TrainingStatus
+from tests.media_factory import make_audio, make_mp4
 from tests.media_pipeline.test_gtts import ENDPOINT as GTTS_ENDPOINT
 from tests.media_pipeline.test_gtts import google_reply
-from tests.media_pipeline.test_http_base import make_audio, make_mp4
 from tests.personas.conftest import add_adaptation, make_persona
 
 STORY = ("The lighthouse keeper counted the ships.", "One night a ship did not come home.")
