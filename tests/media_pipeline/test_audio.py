@@ -102,6 +102,48 @@ def test_loudness_is_ebu_r128(upload):
     assert stereo.metrics["loudness_lufs"] - report.metrics["loudness_lufs"] == pytest.approx(3.0, abs=0.1)
 
 
+def ffmpeg_ebur128(path: str) -> float:
+    """FFmpeg's own EBU R128 meter (the ebur128 filter) over a whole file: the reference."""
+    with av.open(path) as container:
+        graph = av.filter.Graph()
+        stream = container.streams.audio[0]
+        source = graph.add_abuffer(template=stream)
+        meter = graph.add("ebur128", "metadata=1:video=0")
+        sink = graph.add("abuffersink")
+        source.link_to(meter)
+        meter.link_to(sink)
+        graph.configure()
+        loudness = None
+        for frame in [*container.decode(stream), None]:
+            graph.push(frame)
+            while True:
+                try:
+                    out = graph.pull()
+                except (av.BlockingIOError, av.EOFError):
+                    break
+                loudness = float(out.metadata.get("lavfi.r128.I", loudness))
+    return loudness
+
+
+@pytest.mark.parametrize(
+    ("fmt", "rate", "channels", "gain_db", "noise_db", "tolerance"),
+    [
+        ("wav", 44100, 1, 0, None, 0.05),
+        ("wav", 48000, 2, -12, None, 0.05),
+        ("wav", 44100, 1, 0, 15, 0.05),
+        ("mp3", 44100, 2, 0, None, 0.05),  # planar float samples from the decoder
+        ("ogg", 48000, 1, -6, None, 0.05),
+        ("wav", 16000, 1, 6, None, 0.15),
+        ("wav", 8000, 2, 0, None, 0.3),  # FFmpeg upsamples to 48 kHz first; its filter dulls the top of the band
+    ],
+)
+def test_loudness_matches_ffmpeg_ebur128(upload, fmt, rate, channels, gain_db, noise_db, tolerance):
+    data = speech_wav(20, sample_rate=rate, channels=channels, gain_db=gain_db, noise_db=noise_db)
+    path = upload(data if fmt == "wav" else encode(data, fmt))
+    report = audio.analyse_sample(path)
+    assert report.metrics["loudness_lufs"] == pytest.approx(ffmpeg_ebur128(path), abs=tolerance)
+
+
 def test_short_sample_warns(upload):
     report = audio.analyse_sample(upload(speech_wav(42)))
     assert check(report, "duration").level == "warning"
