@@ -1,12 +1,12 @@
 """The dashboard's usage statistics (aggregated in the database, a fixed number of queries however
 much has been generated) and the server-rendered SVG charts that draw them (no scripts, no CDN)."""
 
+import itertools
 from dataclasses import dataclass
 from datetime import UTC, date, datetime, time
 from decimal import Decimal
 
 from django.db.models import Count, Q, Sum
-from django.db.models.functions import TruncMonth
 from django.utils.html import format_html, format_html_join
 from django.utils.safestring import SafeString
 
@@ -23,6 +23,7 @@ CONTENT_TYPE_LABELS = {
     "preview": "Previews",
     "": "Other",
 }
+VOICE_KINDS = ("voice_clone", "voice_synthesis")
 MONTHS_SHOWN = 6
 BAR_COLOUR = "#4f46e5"
 TEXT_COLOUR = "#374151"
@@ -58,72 +59,71 @@ class UsageStatistics:
 
 
 def usage_statistics(persona: WritingPersona, *, today: date | None = None, breakdowns: bool = True) -> UsageStatistics:
-    """Every figure is a sum over the persona's usage rows: one query for the totals, three more
-    for the breakdowns the charts draw (the live-status panel needs only the totals)."""
-    rows = UsageRecord.objects.filter(persona=persona)
-    totals = rows.aggregate(
-        uses=Count("pk"),
-        cost=Sum("cost_usd", default=Decimal("0")),
-        voice_cost=Sum("cost_usd", filter=Q(kind__in=["voice_clone", "voice_synthesis"]), default=Decimal("0")),
-        avatar_cost=Sum("cost_usd", filter=Q(kind="avatar_video"), default=Decimal("0")),
-        audio_seconds=Sum("media_seconds", filter=Q(kind="voice_synthesis"), default=0.0),
-        video_seconds=Sum("media_seconds", filter=Q(kind="avatar_video"), default=0.0),
+    """Every figure is a sum over the persona's usage rows, taken in one grouped query: per
+    (content type, kind) the uses, cost and seconds, and (for the charts) the same per calendar
+    month. The groups are few however many rows there are (content types x kinds), so the totals
+    and breakdowns are added up from them here. The live-status panel needs only the totals."""
+    months = _recent_months(today or date.today(), MONTHS_SHOWN) if breakdowns else []
+    # Datetime ranges (not TruncMonth, which SQLite runs as a Python function on every row).
+    edges = [*months, _next_month(months[-1])] if months else []
+    bounds = [datetime.combine(edge, time.min, tzinfo=UTC) for edge in edges]
+    per_month = {}
+    for index, (start, end) in enumerate(itertools.pairwise(bounds)):
+        in_month = Q(created_at__gte=start, created_at__lt=end)
+        per_month[f"cost_{index}"] = Sum("cost_usd", filter=in_month, default=Decimal("0"))
+        per_month[f"seconds_{index}"] = Sum("media_seconds", filter=in_month, default=0.0)
+    groups = list(
+        UsageRecord.objects.filter(persona=persona)
+        .order_by()
+        .values("content_type", "kind")
+        .annotate(
+            uses=Count("pk"),
+            cost=Sum("cost_usd", default=Decimal("0")),
+            seconds=Sum("media_seconds", default=0.0),
+            **per_month,
+        )
     )
     return UsageStatistics(
-        uses=totals["uses"],
-        cost=totals["cost"],
-        voice_cost=totals["voice_cost"],
-        avatar_cost=totals["avatar_cost"],
-        audio_minutes=totals["audio_seconds"] / 60,
-        video_minutes=totals["video_seconds"] / 60,
-        by_platform=_breakdown(rows, "content_type", CONTENT_TYPE_LABELS) if breakdowns else [],
-        by_kind=_breakdown(rows, "kind", USAGE_KIND_LABELS) if breakdowns else [],
-        by_month=_by_month(rows, today or date.today()) if breakdowns else [],
+        uses=sum(g["uses"] for g in groups),
+        cost=sum((g["cost"] for g in groups), Decimal("0")),
+        voice_cost=sum((g["cost"] for g in groups if g["kind"] in VOICE_KINDS), Decimal("0")),
+        avatar_cost=sum((g["cost"] for g in groups if g["kind"] == "avatar_video"), Decimal("0")),
+        audio_minutes=sum(g["seconds"] for g in groups if g["kind"] == "voice_synthesis") / 60,
+        video_minutes=sum(g["seconds"] for g in groups if g["kind"] == "avatar_video") / 60,
+        by_platform=_breakdown(groups, "content_type", CONTENT_TYPE_LABELS) if breakdowns else [],
+        by_kind=_breakdown(groups, "kind", USAGE_KIND_LABELS) if breakdowns else [],
+        by_month=[_month_usage(groups, month, index) for index, month in enumerate(months)],
     )
 
 
-def _breakdown(rows, field: str, labels: dict) -> list[Breakdown]:
-    grouped = (
-        rows.values(field)
-        .annotate(uses=Count("pk"), cost=Sum("cost_usd"), seconds=Sum("media_seconds"))
-        .order_by("-uses", field)
-    )
+def _breakdown(groups: list[dict], field: str, labels: dict) -> list[Breakdown]:
+    """The groups merged by one field, most used first (ties in the field's order)."""
+    merged: dict[str, dict] = {}
+    for group in groups:
+        row = merged.setdefault(group[field], {"uses": 0, "cost": Decimal("0"), "seconds": 0.0})
+        row["uses"] += group["uses"]
+        row["cost"] += group["cost"]
+        row["seconds"] += group["seconds"]
     return [
-        Breakdown(
-            labels.get(row[field], row[field].replace("_", " ").capitalize()), row["uses"], row["cost"], row["seconds"]
-        )
-        for row in grouped
+        Breakdown(labels.get(value, value.replace("_", " ").capitalize()), row["uses"], row["cost"], row["seconds"])
+        for value, row in sorted(merged.items(), key=lambda item: (-item[1]["uses"], item[0]))
     ]
 
 
-def _by_month(rows, today: date) -> list[MonthUsage]:
-    """The last MONTHS_SHOWN calendar months, empty months included."""
-    months = _recent_months(today, MONTHS_SHOWN)
-    grouped = (
-        # A datetime bound (not created_at__date) lets the database use the column as it is.
-        rows.filter(created_at__gte=datetime.combine(months[0], time.min, tzinfo=UTC))
-        .annotate(month=TruncMonth("created_at"))
-        .values("month")
-        .annotate(
-            cost=Sum("cost_usd"),
-            audio=Sum("media_seconds", filter=Q(kind="voice_synthesis"), default=0.0),
-            video=Sum("media_seconds", filter=Q(kind="avatar_video"), default=0.0),
-        )
+def _month_usage(groups: list[dict], month: date, index: int) -> MonthUsage:
+    def seconds(kind: str) -> float:
+        return sum(g[f"seconds_{index}"] for g in groups if g["kind"] == kind)
+
+    return MonthUsage(
+        month=month,
+        cost=sum((g[f"cost_{index}"] for g in groups), Decimal("0")),
+        audio_minutes=seconds("voice_synthesis") / 60,
+        video_minutes=seconds("avatar_video") / 60,
     )
-    found = {_as_date(row["month"]): row for row in grouped}
-    return [
-        MonthUsage(
-            month=month,
-            cost=found[month]["cost"] if month in found else Decimal("0"),
-            audio_minutes=found[month]["audio"] / 60 if month in found else 0.0,
-            video_minutes=found[month]["video"] / 60 if month in found else 0.0,
-        )
-        for month in months
-    ]
 
 
-def _as_date(value) -> date:
-    return value.date() if hasattr(value, "date") else value
+def _next_month(month: date) -> date:
+    return date(month.year + 1, 1, 1) if month.month == 12 else date(month.year, month.month + 1, 1)
 
 
 def _recent_months(today: date, count: int) -> list[date]:
