@@ -1,7 +1,10 @@
 """Fetch the user's website and keep its visible text (the analysis reads it as context).
 
 The server fetches an address the user typed, so it refuses private and loopback addresses and
-checks every redirect hop itself (a public page could otherwise redirect to an internal one)."""
+checks every redirect hop itself (a public page could otherwise redirect to an internal one).
+The address is checked again on the connected socket, before a byte is sent: a name that
+resolves to a public address for the check and to an internal one for the connection (DNS
+rebinding) is refused too."""
 
 import ipaddress
 import socket
@@ -9,6 +12,9 @@ from html.parser import HTMLParser
 from urllib.parse import urljoin, urlsplit
 
 import requests
+from requests.adapters import HTTPAdapter
+from urllib3.connection import HTTPConnection, HTTPSConnection
+from urllib3.connectionpool import HTTPConnectionPool, HTTPSConnectionPool
 
 FETCH_TIMEOUT = (5.0, 10.0)  # connect, read
 MAX_BYTES = 2 * 1024 * 1024
@@ -53,6 +59,47 @@ def visible_text(html: str) -> str:
     return "\n".join(line for line in lines if line)[:MAX_TEXT_CHARS]
 
 
+def _refuse_internal(host: str, address: str) -> None:
+    if not ipaddress.ip_address(address.split("%")[0]).is_global:
+        raise WebsiteError(f"{host} is not a public website address.")
+
+
+class _PublicOnly:
+    """A connection that closes its socket unless the peer it reached is a public address."""
+
+    def _new_conn(self):
+        sock = super()._new_conn()
+        try:
+            _refuse_internal(self.host, sock.getpeername()[0])
+        except WebsiteError:
+            sock.close()
+            raise
+        return sock
+
+
+class _PublicHTTPConnectionPool(HTTPConnectionPool):
+    ConnectionCls = type("PublicHTTPConnection", (_PublicOnly, HTTPConnection), {})
+
+
+class _PublicHTTPSConnectionPool(HTTPSConnectionPool):
+    ConnectionCls = type("PublicHTTPSConnection", (_PublicOnly, HTTPSConnection), {})
+
+
+class _PublicOnlyAdapter(HTTPAdapter):
+    def init_poolmanager(self, *args, **kwargs):
+        super().init_poolmanager(*args, **kwargs)
+        pools = {"http": _PublicHTTPConnectionPool, "https": _PublicHTTPSConnectionPool}
+        self.poolmanager.pool_classes_by_scheme = pools
+
+
+def _session() -> requests.Session:
+    session = requests.Session()
+    session.trust_env = False  # through a proxy the connected peer would be the proxy, not the site
+    session.mount("http://", _PublicOnlyAdapter())
+    session.mount("https://", _PublicOnlyAdapter())
+    return session
+
+
 def ensure_public_host(url: str) -> None:
     host = urlsplit(url).hostname
     if not host:
@@ -62,15 +109,13 @@ def ensure_public_host(url: str) -> None:
     except (socket.gaierror, UnicodeError) as exc:
         raise WebsiteError(f"We could not find {host}. Check the address, or leave it empty.") from exc
     for address in addresses:
-        ip = ipaddress.ip_address(address.split("%")[0])
-        if not ip.is_global:
-            raise WebsiteError(f"{host} is not a public website address.")
+        _refuse_internal(host, address)
 
 
-def _get(url: str) -> requests.Response:
+def _get(session: requests.Session, url: str) -> requests.Response:
     ensure_public_host(url)
     try:
-        response = requests.get(
+        response = session.get(
             url,
             timeout=FETCH_TIMEOUT,
             allow_redirects=False,
@@ -97,8 +142,13 @@ def _read_limited(response: requests.Response) -> str:
 
 def fetch_website_text(url: str) -> str:
     """The visible text of the page at `url`, or WebsiteError with a message for the user."""
+    with _session() as session:
+        return _fetch_text(session, url)
+
+
+def _fetch_text(session: requests.Session, url: str) -> str:
     for _ in range(MAX_REDIRECTS + 1):
-        response = _get(url)
+        response = _get(session, url)
         if response.is_redirect:
             url = urljoin(url, response.headers.get("Location", ""))
             response.close()
