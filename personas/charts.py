@@ -1,12 +1,11 @@
 """The dashboard's usage statistics (aggregated in the database, a fixed number of queries however
 much has been generated) and the server-rendered SVG charts that draw them (no scripts, no CDN)."""
 
-import itertools
 from dataclasses import dataclass
 from datetime import UTC, date, datetime, time
 from decimal import Decimal
 
-from django.db.models import Count, Q, Sum
+from django.db.models import Case, Count, Sum, Value, When
 from django.utils.html import format_html, format_html_join
 from django.utils.safestring import SafeString
 
@@ -59,28 +58,22 @@ class UsageStatistics:
 
 
 def usage_statistics(persona: WritingPersona, *, today: date | None = None, breakdowns: bool = True) -> UsageStatistics:
-    """Every figure is a sum over the persona's usage rows, taken in one grouped query: per
-    (content type, kind) the uses, cost and seconds, and (for the charts) the same per calendar
-    month. The groups are few however many rows there are (content types x kinds), so the totals
-    and breakdowns are added up from them here. The live-status panel needs only the totals."""
+    """Every figure is a sum over the persona's usage rows, taken in one grouped query: uses, cost
+    and seconds per content type, kind and (for the charts) calendar month. The groups are few
+    however many rows there are, so the totals and breakdowns are added up from them here. The
+    live-status panel needs only the totals."""
     months = _recent_months(today or date.today(), MONTHS_SHOWN) if breakdowns else []
-    # Datetime ranges (not TruncMonth, which SQLite runs as a Python function on every row).
-    edges = [*months, _next_month(months[-1])] if months else []
-    bounds = [datetime.combine(edge, time.min, tzinfo=UTC) for edge in edges]
-    per_month = {}
-    for index, (start, end) in enumerate(itertools.pairwise(bounds)):
-        in_month = Q(created_at__gte=start, created_at__lt=end)
-        per_month[f"cost_{index}"] = Sum("cost_usd", filter=in_month, default=Decimal("0"))
-        per_month[f"seconds_{index}"] = Sum("media_seconds", filter=in_month, default=0.0)
+    rows = UsageRecord.objects.filter(persona=persona).order_by()
+    if months:
+        # Which of the charted months a row falls in (-1: none), by datetime ranges: TruncMonth
+        # would run as a Python function on every row in SQLite.
+        edges = [datetime.combine(edge, time.min, tzinfo=UTC) for edge in [*months, _next_month(months[-1])]]
+        whens = [When(created_at__lt=edges[0], then=Value(-1))]
+        whens += [When(created_at__lt=end, then=Value(index)) for index, end in enumerate(edges[1:])]
+        rows = rows.annotate(month=Case(*whens, default=Value(-1)))
     groups = list(
-        UsageRecord.objects.filter(persona=persona)
-        .order_by()
-        .values("content_type", "kind")
-        .annotate(
-            uses=Count("pk"),
-            cost=Sum("cost_usd", default=Decimal("0")),
-            seconds=Sum("media_seconds", default=0.0),
-            **per_month,
+        rows.values("content_type", "kind", *(["month"] if months else [])).annotate(
+            uses=Count("pk"), cost=Sum("cost_usd"), seconds=Sum("media_seconds")
         )
     )
     return UsageStatistics(
@@ -92,7 +85,9 @@ def usage_statistics(persona: WritingPersona, *, today: date | None = None, brea
         video_minutes=sum(g["seconds"] for g in groups if g["kind"] == "avatar_video") / 60,
         by_platform=_breakdown(groups, "content_type", CONTENT_TYPE_LABELS) if breakdowns else [],
         by_kind=_breakdown(groups, "kind", USAGE_KIND_LABELS) if breakdowns else [],
-        by_month=[_month_usage(groups, month, index) for index, month in enumerate(months)],
+        by_month=[
+            _month_usage([g for g in groups if g["month"] == index], month) for index, month in enumerate(months)
+        ],
     )
 
 
@@ -110,15 +105,12 @@ def _breakdown(groups: list[dict], field: str, labels: dict) -> list[Breakdown]:
     ]
 
 
-def _month_usage(groups: list[dict], month: date, index: int) -> MonthUsage:
-    def seconds(kind: str) -> float:
-        return sum(g[f"seconds_{index}"] for g in groups if g["kind"] == kind)
-
+def _month_usage(groups: list[dict], month: date) -> MonthUsage:
     return MonthUsage(
         month=month,
-        cost=sum((g[f"cost_{index}"] for g in groups), Decimal("0")),
-        audio_minutes=seconds("voice_synthesis") / 60,
-        video_minutes=seconds("avatar_video") / 60,
+        cost=sum((g["cost"] for g in groups), Decimal("0")),
+        audio_minutes=sum(g["seconds"] for g in groups if g["kind"] == "voice_synthesis") / 60,
+        video_minutes=sum(g["seconds"] for g in groups if g["kind"] == "avatar_video") / 60,
     )
 
 
