@@ -11,6 +11,7 @@ import itertools
 import logging
 import random
 import re
+import threading
 import time
 from collections.abc import Callable
 
@@ -37,15 +38,28 @@ class _Transient(Exception):
         self.error = error
 
 
+_sessions = threading.local()
+
+
+def shared_session(base_url: str) -> requests.Session:
+    """One `requests.Session` per provider base URL and thread. Adapters are built for each job
+    step; a Session of their own would open a new TCP (and TLS) connection for every step instead
+    of reusing the pooled keep-alive ones. Per thread, as a Session is not thread-safe."""
+    sessions = _sessions.__dict__.setdefault("by_base_url", {})
+    if base_url not in sessions:
+        sessions[base_url] = requests.Session()
+    return sessions[base_url]
+
+
 class HttpClient:
-    """A `requests.Session` bound to one provider: base URL, bearer key, timeouts and retries."""
+    """A provider's base URL, bearer key, timeouts and retries over its shared, pooled Session."""
 
     def __init__(self, *, service: str, base_url: str, api_key: str, key_setting: str):
         self.service = service  # used in messages, e.g. "MiniMax"
         self.base_url = base_url.rstrip("/")
         self.api_key = api_key
         self.key_setting = key_setting
-        self.session = requests.Session()
+        self.session = shared_session(self.base_url)
         self.timeout = (settings.HTTP_CONNECT_TIMEOUT, settings.HTTP_READ_TIMEOUT)
         self.max_attempts = max(1, settings.HTTP_MAX_RETRIES)
         self.sleep = time.sleep  # tests replace this so retries and polling do not wait
