@@ -19,6 +19,7 @@ from personas.selectors import current_persona, get_owned_or_404
 
 PAGE = "onboarding/persona.html"
 PREVIEW_PAGE = "onboarding/preview.html"
+SECTIONS = ("style", "voice", "avatar")
 
 
 def _persona(request, persona_id: int) -> WritingPersona:
@@ -43,29 +44,39 @@ def _photo_form(persona, panel, data=None, files=None) -> PhotoForm:
     return PhotoForm(data, files, tier_allows=panel.state != "locked", needs_consent=panel.needs_consent)
 
 
-def _page_context(request, persona: WritingPersona, **overrides) -> dict:
-    voice = services.voice_panel(persona)
+def _section_context(persona: WritingPersona, section: str) -> dict:
+    """What one step-6 section shows (each section reads only its own panel)."""
+    if section == "style":
+        return {"style": services.style_panel(persona), "adaptations": persona.adaptations.all()}
+    if section == "voice":
+        voice = services.voice_panel(persona)
+        return {
+            "voice": voice,
+            "voice_form": _voice_form(persona, voice),
+            "sentence_form": SentenceForm(),
+            "voice_consent": consent_text(Capability.VOICE),
+            "script": services.READ_ALOUD_SCRIPT,
+        }
     avatar = services.avatar_panel(persona)
-    context = {
-        "persona": persona,
-        "style": services.style_panel(persona),
-        "adaptations": persona.adaptations.all(),
-        "voice": voice,
+    return {
         "avatar": avatar,
-        "voice_form": _voice_form(persona, voice),
         "photo_form": _photo_form(persona, avatar),
-        "sentence_form": SentenceForm(),
-        "voice_consent": consent_text(Capability.VOICE),
         "avatar_consent": consent_text(Capability.AVATAR),
-        "script": services.READ_ALOUD_SCRIPT,
     }
+
+
+def _page_context(request, persona: WritingPersona, sections=SECTIONS, **overrides) -> dict:
+    context = {"persona": persona}
+    for name in sections:
+        context |= _section_context(persona, name)
     return context | overrides
 
 
 def _render_section(request, persona: WritingPersona, section: str, **overrides):
-    """The whole step-6 page, or only `section` when htmx asked for it."""
-    template = f"{PAGE}#{section}" if request.htmx else PAGE
-    return render(request, template, _page_context(request, persona, **overrides))
+    """The whole step-6 page, or only `section` (and only its data) when htmx asked for it."""
+    if request.htmx:
+        return render(request, f"{PAGE}#{section}", _page_context(request, persona, (section,), **overrides))
+    return render(request, PAGE, _page_context(request, persona, **overrides))
 
 
 def _after_action(request, persona: WritingPersona, section: str):
