@@ -8,7 +8,7 @@ from decimal import Decimal
 
 from django.conf import settings
 from django.db import transaction
-from django.db.models import Sum
+from django.db.models import Q, Sum
 from django.utils import timezone
 
 from media_pipeline import services as pipeline
@@ -16,7 +16,7 @@ from media_pipeline.models import ACTIVE_JOB_STATUSES, AssetKind, JobKind, JobSt
 from media_pipeline.ratelimit import check_rate_limit
 from onboarding.models import OnboardingData
 from personas import analysis, studio
-from personas.consent import has_current_consent, record_consent
+from personas.consent import consent_text, has_current_consent, record_consent
 from personas.models import Capability, Tier, TrainingStatus, WritingPersona
 from personas.selectors import current_persona
 
@@ -259,7 +259,29 @@ def _derive_state(
     return "not_started", ""
 
 
-def voice_panel(persona: WritingPersona) -> MediaPanel:
+def media_panels(persona: WritingPersona) -> tuple[MediaPanel, MediaPanel]:
+    """The voice and avatar panels together, their consents read in one query."""
+    features = persona.user.subscription.features
+    offered = [capability for capability in (Capability.VOICE, Capability.AVATAR) if features[capability]]
+    consented = current_consents(persona, offered) if offered else set()
+    return voice_panel(persona, consented=consented), avatar_panel(persona, consented=consented)
+
+
+def current_consents(persona: WritingPersona, capabilities: list[str]) -> set[str]:
+    """Which of `capabilities` the user agreed to in their current wording and has not withdrawn."""
+    current = Q()
+    for capability in capabilities:
+        current |= Q(capability=capability, text_version=consent_text(capability).version)
+    return set(persona.consents.filter(current, withdrawn_at__isnull=True).values_list("capability", flat=True))
+
+
+def _needs_consent(persona: WritingPersona, capability: str, consented: set[str] | None) -> bool:
+    if consented is None:
+        return not has_current_consent(persona=persona, capability=capability)
+    return capability not in consented
+
+
+def voice_panel(persona: WritingPersona, *, consented: set[str] | None = None) -> MediaPanel:
     features = persona.user.subscription.features
     if not features["voice"]:
         return MediaPanel(Capability.VOICE, "locked", upgrade_tiers=tiers_with("voice"))
@@ -286,7 +308,7 @@ def voice_panel(persona: WritingPersona) -> MediaPanel:
         work_job=work,
         report=(check.result.get("report") or {}) if check else {},
         error=error,
-        needs_consent=not has_current_consent(persona=persona, capability=Capability.VOICE),
+        needs_consent=_needs_consent(persona, Capability.VOICE, consented),
         # A failed training can be retried while its checked sample is still stored.
         can_retry=state == "failed" and sample_present and check.status == JobStatus.SUCCEEDED,
         cost=cost,
@@ -298,7 +320,7 @@ def voice_panel(persona: WritingPersona) -> MediaPanel:
     )
 
 
-def avatar_panel(persona: WritingPersona) -> MediaPanel:
+def avatar_panel(persona: WritingPersona, *, consented: set[str] | None = None) -> MediaPanel:
     features = persona.user.subscription.features
     if not features["avatar"]:
         return MediaPanel(Capability.AVATAR, "locked", upgrade_tiers=tiers_with("avatar"))
@@ -321,7 +343,7 @@ def avatar_panel(persona: WritingPersona) -> MediaPanel:
         work_job=work,
         report=(check.result.get("report") or {}) if check else {},
         error=error,
-        needs_consent=not has_current_consent(persona=persona, capability=Capability.AVATAR),
+        needs_consent=_needs_consent(persona, Capability.AVATAR, consented),
         can_retry=state == "failed" and (photo_ready or bool(persona.avatar_portrait.name)),
         cost=pipeline.avatar_cost(provider, pipeline.estimate_seconds_for_text(pipeline.PREVIEW_LINE)),
         included=True,
@@ -420,11 +442,12 @@ USAGE_LABELS = {"voice_clone": "Voice cloning", "voice_synthesis": "Speech", "av
 
 
 def persona_costs(persona: WritingPersona) -> dict:
+    """Spend per (kind, provider), and their total: the groups are few, so no second query."""
     usage = UsageRecord.objects.filter(persona=persona)
     rows = list(usage.values("kind", "provider").annotate(total=Sum("cost_usd")).order_by("kind", "provider"))
     for row in rows:
         row["label"] = USAGE_LABELS.get(row["kind"], row["kind"].replace("_", " ").capitalize())
-    return {"total": usage.aggregate(total=Sum("cost_usd"))["total"] or Decimal("0"), "rows": rows}
+    return {"total": sum((row["total"] for row in rows), Decimal("0")), "rows": rows}
 
 
 def approval_blockers(persona: WritingPersona, voice: MediaPanel, avatar: MediaPanel) -> list[str]:
@@ -440,7 +463,7 @@ def approval_blockers(persona: WritingPersona, voice: MediaPanel, avatar: MediaP
 
 
 def approve_persona(*, persona: WritingPersona) -> None:
-    blockers = approval_blockers(persona, voice_panel(persona), avatar_panel(persona))
+    blockers = approval_blockers(persona, *media_panels(persona))
     if blockers:
         raise PipelineError(" ".join(blockers))
     persona.approved_at = timezone.now()

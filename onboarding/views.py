@@ -19,7 +19,6 @@ from personas.selectors import current_persona, get_owned_or_404
 
 PAGE = "onboarding/persona.html"
 PREVIEW_PAGE = "onboarding/preview.html"
-SECTIONS = ("style", "voice", "avatar")
 
 
 def _persona(request, persona_id: int) -> WritingPersona:
@@ -44,20 +43,17 @@ def _photo_form(persona, panel, data=None, files=None) -> PhotoForm:
     return PhotoForm(data, files, tier_allows=panel.state != "locked", needs_consent=panel.needs_consent)
 
 
-def _section_context(persona: WritingPersona, section: str) -> dict:
-    """What one step-6 section shows (each section reads only its own panel)."""
-    if section == "style":
-        return {"style": services.style_panel(persona), "adaptations": persona.adaptations.all()}
-    if section == "voice":
-        voice = services.voice_panel(persona)
-        return {
-            "voice": voice,
-            "voice_form": _voice_form(persona, voice),
-            "sentence_form": SentenceForm(),
-            "voice_consent": consent_text(Capability.VOICE),
-            "script": services.READ_ALOUD_SCRIPT,
-        }
-    avatar = services.avatar_panel(persona)
+def _voice_context(persona: WritingPersona, voice) -> dict:
+    return {
+        "voice": voice,
+        "voice_form": _voice_form(persona, voice),
+        "sentence_form": SentenceForm(),
+        "voice_consent": consent_text(Capability.VOICE),
+        "script": services.READ_ALOUD_SCRIPT,
+    }
+
+
+def _avatar_context(persona: WritingPersona, avatar) -> dict:
     return {
         "avatar": avatar,
         "photo_form": _photo_form(persona, avatar),
@@ -65,17 +61,31 @@ def _section_context(persona: WritingPersona, section: str) -> dict:
     }
 
 
-def _page_context(request, persona: WritingPersona, sections=SECTIONS, **overrides) -> dict:
-    context = {"persona": persona}
-    for name in sections:
-        context |= _section_context(persona, name)
-    return context | overrides
+def _style_context(persona: WritingPersona) -> dict:
+    return {"style": services.style_panel(persona), "adaptations": persona.adaptations.all()}
+
+
+def _page_context(request, persona: WritingPersona, **overrides) -> dict:
+    voice, avatar = services.media_panels(persona)
+    context = {"persona": persona, **_style_context(persona)}
+    return context | _voice_context(persona, voice) | _avatar_context(persona, avatar) | overrides
+
+
+def _section_context(persona: WritingPersona, section: str, **overrides) -> dict:
+    """What one step-6 section shows (each section reads only its own panel)."""
+    if section == "style":
+        context = _style_context(persona)
+    elif section == "voice":
+        context = _voice_context(persona, services.voice_panel(persona))
+    else:
+        context = _avatar_context(persona, services.avatar_panel(persona))
+    return {"persona": persona, **context} | overrides
 
 
 def _render_section(request, persona: WritingPersona, section: str, **overrides):
     """The whole step-6 page, or only `section` (and only its data) when htmx asked for it."""
     if request.htmx:
-        return render(request, f"{PAGE}#{section}", _page_context(request, persona, (section,), **overrides))
+        return render(request, f"{PAGE}#{section}", _section_context(persona, section, **overrides))
     return render(request, PAGE, _page_context(request, persona, **overrides))
 
 
@@ -325,7 +335,7 @@ def skip_avatar(request, persona_id: int):
 
 
 def _preview_context(persona: WritingPersona, **extra) -> dict:
-    voice, avatar = services.voice_panel(persona), services.avatar_panel(persona)
+    voice, avatar = services.media_panels(persona)
     return {
         "persona": persona,
         "adaptations": persona.adaptations.all(),
