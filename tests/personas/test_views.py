@@ -3,6 +3,7 @@ dashboard's figures against the usage rows, and its query count as the library g
 
 import io
 import re
+from datetime import UTC, date, datetime
 from decimal import Decimal
 
 import pytest
@@ -164,6 +165,25 @@ def test_monthly_chart_shows_the_last_six_months(persona):
     months = charts.usage_statistics(persona).by_month
     assert len(months) == 6 and months[-1].cost == Decimal("0.20")
     assert sum(m.cost for m in months[:-1]) == 0
+
+
+def test_monthly_figures_fall_in_calendar_months_by_their_bounds(persona):
+    def at(moment, cost, kind="voice_synthesis", seconds=60):
+        row = usage(persona, kind, cost, seconds=seconds)
+        UsageRecord.objects.filter(pk=row.pk).update(created_at=moment)
+
+    at(datetime(2026, 5, 31, 23, 59, 59, tzinfo=UTC), "1.00")  # before the six months shown
+    at(datetime(2026, 6, 1, tzinfo=UTC), "0.10")  # first moment of the first month
+    at(datetime(2026, 10, 31, 23, 59, 59, tzinfo=UTC), "0.20", kind="avatar_video", seconds=30)
+    at(datetime(2026, 11, 30, 12, tzinfo=UTC), "0.40")
+    at(datetime(2026, 12, 1, tzinfo=UTC), "2.00")  # after the current month
+    stats = charts.usage_statistics(persona, today=date(2026, 11, 25))
+    assert [m.month for m in stats.by_month] == [date(2026, m, 1) for m in range(6, 12)]
+    assert [m.cost for m in stats.by_month] == [Decimal(c) for c in ("0.10", "0", "0", "0", "0.20", "0.40")]
+    assert [m.audio_minutes for m in stats.by_month] == [1.0, 0, 0, 0, 0, 1.0]
+    assert stats.by_month[4].video_minutes == 0.5
+    assert stats.uses == 5 and stats.cost == Decimal("3.70")
+    assert [(row.label, row.uses) for row in stats.by_kind] == [("Audio", 4), ("Video", 1)]
 
 
 def test_dashboard_queries_do_not_grow_with_the_library(owner_client, persona, django_assert_max_num_queries):
