@@ -57,6 +57,9 @@ class MediaJob(models.Model):
         indexes = [
             models.Index(fields=["status", "lease_expires_at"]),
             models.Index(fields=["persona", "kind", "-created_at"]),
+            # The dashboard's running jobs and the monthly allowance count.
+            models.Index(fields=["persona", "status"]),
+            models.Index(fields=["user", "kind", "-created_at"]),
         ]
         constraints = [
             models.CheckConstraint(condition=models.Q(progress__lte=100), name="job_progress_max_100"),
@@ -122,7 +125,11 @@ class MediaAsset(models.Model):
 
     class Meta:
         ordering = ["-created_at"]
-        indexes = [models.Index(fields=["user", "kind", "-created_at"])]
+        indexes = [
+            models.Index(fields=["user", "kind", "-created_at"]),
+            # The library's (and the dashboard's) newest-first pages, without sorting every asset.
+            models.Index(fields=["user", "-created_at", "-id"]),
+        ]
 
     def __str__(self):
         return self.title or f"{self.kind} #{self.pk}"
