@@ -4,6 +4,7 @@ much has been generated) and the server-rendered SVG charts that draw them (no s
 from dataclasses import dataclass
 from datetime import UTC, date, datetime, time
 from decimal import Decimal
+from functools import lru_cache
 
 from django.db.models import Case, Count, Sum, Value, When
 from django.utils.html import format_html, format_html_join
@@ -28,7 +29,7 @@ BAR_COLOUR = "#4f46e5"
 TEXT_COLOUR = "#374151"
 
 
-@dataclass
+@dataclass(frozen=True)
 class Breakdown:
     label: str
     uses: int
@@ -36,7 +37,7 @@ class Breakdown:
     seconds: float
 
 
-@dataclass
+@dataclass(frozen=True)
 class MonthUsage:
     month: date
     cost: Decimal
@@ -228,17 +229,23 @@ CHART_TITLES = {
 }
 
 
-def dashboard_charts(stats: UsageStatistics) -> list[tuple[str, SafeString]]:
-    """(caption, SVG) for each dashboard chart."""
-    months = [m.month.strftime("%b %y") for m in stats.by_month]
-    minutes = [m.audio_minutes + m.video_minutes for m in stats.by_month]
+def dashboard_charts(stats: UsageStatistics) -> tuple[tuple[str, SafeString], ...]:
+    """(caption, SVG) for each dashboard chart. The drawing depends only on the figures, which
+    rarely change between two loads of the dashboard, so each process keeps recent drawings."""
+    return _draw_charts(tuple(stats.by_platform), tuple(stats.by_kind), tuple(stats.by_month))
+
+
+@lru_cache(maxsize=256)
+def _draw_charts(
+    by_platform: tuple[Breakdown, ...], by_kind: tuple[Breakdown, ...], by_month: tuple[MonthUsage, ...]
+) -> tuple[tuple[str, SafeString], ...]:
+    months = [m.month.strftime("%b %y") for m in by_month]
+    minutes = [m.audio_minutes + m.video_minutes for m in by_month]
     charts = {
-        "platform": bar_chart(
-            [(r.label, r.uses, f"{r.uses}") for r in stats.by_platform], title=CHART_TITLES["platform"]
-        ),
-        "kind": bar_chart([(r.label, r.uses, f"{r.uses}") for r in stats.by_kind], title=CHART_TITLES["kind"]),
+        "platform": bar_chart([(r.label, r.uses, f"{r.uses}") for r in by_platform], title=CHART_TITLES["platform"]),
+        "kind": bar_chart([(r.label, r.uses, f"{r.uses}") for r in by_kind], title=CHART_TITLES["kind"]),
         "cost": column_chart(
-            [(label, float(m.cost), money(m.cost)) for label, m in zip(months, stats.by_month, strict=True)],
+            [(label, float(m.cost), money(m.cost)) for label, m in zip(months, by_month, strict=True)],
             title=CHART_TITLES["cost"],
         ),
         "minutes": column_chart(
@@ -246,4 +253,4 @@ def dashboard_charts(stats: UsageStatistics) -> list[tuple[str, SafeString]]:
             title=CHART_TITLES["minutes"],
         ),
     }
-    return [(CHART_TITLES[name], svg) for name, svg in charts.items()]
+    return tuple((CHART_TITLES[name], svg) for name, svg in charts.items())
