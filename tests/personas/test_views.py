@@ -509,6 +509,20 @@ def test_library_filters_by_type_and_hides_voice_samples(owner_client, persona, 
     assert reverse("media:asset", args=[video.pk]) + "?download=1" in only_video
 
 
+def test_library_filter_shows_the_chosen_filters_and_refuses_unknown_ones(owner_client, persona):
+    page = owner_client.get(reverse("personas:library"), {"kind": "video", "content_type": "blog"}).content.decode()
+    assert '<option value="video" selected>Video</option>' in page
+    assert '<option value="blog" selected>Blog narration</option>' in page
+    assert '<option value="" selected>' not in page
+    unfiltered = owner_client.get(reverse("personas:library")).content.decode()
+    assert (
+        '<option value="" selected>Everything</option>' in unfiltered
+        and '<label for="id_kind">Type:</label>' in unfiltered
+    )
+    refused = owner_client.get(reverse("personas:library"), {"kind": "bogus"}).content.decode()
+    assert "Select a valid choice. bogus is not one of the available choices." in refused
+
+
 def test_deleting_from_the_library_deletes_the_file(owner_client, persona):
     asset = make_asset(persona, title="Gone")
     response = owner_client.post(reverse("personas:asset_delete", args=[asset.pk]), **HTMX)
