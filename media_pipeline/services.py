@@ -10,15 +10,16 @@ import math
 import random
 import string
 import uuid
+from contextlib import nullcontext
 from datetime import timedelta
 from decimal import ROUND_HALF_UP, Decimal
 
 from django.conf import settings
+from django.contrib.auth import get_user_model
 from django.core.files.base import ContentFile
 from django.core.files.storage import default_storage
-from django.db import transaction
-from django.db.models import F, Q, Value
-from django.db.models.functions import Coalesce
+from django.db import IntegrityError, connections, router, transaction
+from django.db.models import F
 from django.utils import timezone
 
 from media_pipeline.models import ACTIVE_JOB_STATUSES, JobKind, JobStatus, MediaJob, UsageRecord
@@ -30,6 +31,9 @@ from personas.models import TrainingStatus, WritingPersona
 log = logging.getLogger(__name__)
 
 MAX_ATTEMPTS = 4
+# A heartbeat within this many seconds of the last one is not written (unless it lengthens the
+# lease): the lease runs for minutes, so a write per call would only add database round trips.
+HEARTBEAT_SECONDS = 2
 PREVIEW_LINE = "Hello! This is my voice, ready to narrate everything I write."
 CENT = Decimal("0.0001")
 
@@ -82,22 +86,33 @@ def record_usage(
     idempotency_key: str,
     content_type: str = "",
 ) -> UsageRecord:
-    """Record one metered use; calling it again with the same key changes nothing."""
-    record, created = UsageRecord.objects.get_or_create(
+    """Record one metered use; calling it again with the same key changes nothing (the key is
+    unique, so two workers racing on one step cannot both record it)."""
+    record = UsageRecord(
         idempotency_key=idempotency_key,
-        defaults={
-            "user": user,
-            "persona": persona,
-            "job": job,
-            "kind": kind,
-            "provider": provider,
-            "tier": user.subscription.tier,
-            "media_seconds": media_seconds,
-            "cost_usd": cost_usd,
-            "content_type": content_type,
-        },
+        user=user,
+        persona=persona,
+        job=job,
+        kind=kind,
+        provider=provider,
+        tier=user.subscription.tier,
+        media_seconds=media_seconds,
+        cost_usd=cost_usd,
+        content_type=content_type,
     )
-    if created and job is not None:
+    # Insert first: a step records its use once and is rarely retried, so a SELECT first is
+    # usually wasted. Inside a transaction the attempt gets a savepoint, so a duplicate does not
+    # break it; in autocommit a failed INSERT leaves nothing to roll back.
+    db = router.db_for_write(UsageRecord)
+    try:
+        with transaction.atomic(using=db) if connections[db].in_atomic_block else nullcontext():
+            record.save(force_insert=True, using=db)
+    except IntegrityError:
+        existing = UsageRecord.objects.using(db).filter(idempotency_key=idempotency_key).first()
+        if existing is None:
+            raise  # another constraint failed, not a repeat
+        return existing
+    if job is not None:
         MediaJob.objects.filter(pk=job.pk).update(
             cost_usd=F("cost_usd") + cost_usd, media_seconds=F("media_seconds") + media_seconds
         )
@@ -148,34 +163,58 @@ def enqueue_job(job: MediaJob, *, delay_seconds: float = 0) -> None:
 
 
 def claim_job(job_id: int) -> MediaJob | None:
-    """Take the lease on a runnable job. Returns None if another worker holds it or it is done."""
+    """Take the lease on a runnable job. Returns None if another worker holds it or it is done.
+
+    One conditional UPDATE ... RETURNING both claims the row and reads it back (the ORM's update()
+    returns only a count, and a re-SELECT would cost a second round trip on every step, polls
+    included). The user and persona are not loaded here: a poll step does not need them, and the
+    steps that do call `load_owner`."""
     now = timezone.now()
-    claimed = MediaJob.objects.filter(
-        Q(pk=job_id),
-        Q(status__in=[JobStatus.QUEUED, JobStatus.WAITING_PROVIDER])
-        | Q(status=JobStatus.RUNNING, lease_expires_at__lt=now),
-    ).update(
-        status=JobStatus.RUNNING,
-        lease_expires_at=now + timedelta(seconds=settings.JOB_LEASE_SECONDS),
-        heartbeat_at=now,
-        attempts=F("attempts") + 1,
-        started_at=Coalesce("started_at", Value(now)),
+    db = router.db_for_write(MediaJob)
+    ops = connections[db].ops
+    stamp = ops.adapt_datetimefield_value(now)
+    lease = ops.adapt_datetimefield_value(now + timedelta(seconds=settings.JOB_LEASE_SECONDS))
+    table = ops.quote_name(MediaJob._meta.db_table)
+    sql = (
+        f"UPDATE {table} SET status = %s, lease_expires_at = %s, heartbeat_at = %s, "
+        "attempts = attempts + 1, started_at = COALESCE(started_at, %s) "
+        "WHERE id = %s AND (status IN (%s, %s) OR (status = %s AND lease_expires_at < %s)) RETURNING *"
     )
-    if not claimed:
-        return None
-    job = MediaJob.objects.select_related("user__subscription", "persona").get(pk=job_id)
+    params = [JobStatus.RUNNING, lease, stamp, stamp, job_id]
+    params += [JobStatus.QUEUED, JobStatus.WAITING_PROVIDER, JobStatus.RUNNING, stamp]
+    claimed = list(MediaJob.objects.raw(sql, params).using(db))
+    return claimed[0] if claimed else None
+
+
+def load_owner(job: MediaJob) -> MediaJob:
+    """Attach the job's persona, user and subscription, read in one query."""
+    if job.persona_id is None:
+        job.user = get_user_model().objects.select_related("subscription").get(pk=job.user_id)
+        return job
+    persona = WritingPersona.objects.select_related("user__subscription").get(pk=job.persona_id)
+    job.persona = persona
+    if persona.user_id == job.user_id:
+        job.user = persona.user
     return job
 
 
 def heartbeat(job: MediaJob, progress: int | None = None, *, lease_seconds: float | None = None) -> None:
-    """Tell the sweeper this job's worker is alive; a longer lease covers one long blocking call."""
+    """Tell the sweeper this job's worker is alive; a longer lease covers one long blocking call.
+    Not written when the lease was renewed moments ago and is long enough; the progress then goes
+    out with the next write (the job's next heartbeat or status change)."""
     now = timezone.now()
-    lease = timedelta(seconds=lease_seconds or settings.JOB_LEASE_SECONDS)
-    fields = {"heartbeat_at": now, "lease_expires_at": now + lease}
+    lease = now + timedelta(seconds=lease_seconds or settings.JOB_LEASE_SECONDS)
     if progress is not None:
         job.progress = max(job.progress, min(progress, 100))
-        fields["progress"] = job.progress
-    MediaJob.objects.filter(pk=job.pk).update(**fields)
+    if (
+        job.heartbeat_at is not None
+        and job.lease_expires_at is not None
+        and now - job.heartbeat_at < timedelta(seconds=HEARTBEAT_SECONDS)
+        and lease <= job.lease_expires_at + timedelta(seconds=HEARTBEAT_SECONDS)
+    ):
+        return
+    job.heartbeat_at, job.lease_expires_at = now, lease
+    MediaJob.objects.filter(pk=job.pk).update(heartbeat_at=now, lease_expires_at=lease, progress=job.progress)
 
 
 def _save_job(job: MediaJob, **fields) -> None:
@@ -346,7 +385,7 @@ def start_voice_training(
 def run_voice_clone(job: MediaJob) -> None:
     from media_pipeline import audio
 
-    persona = job.persona
+    persona = load_owner(job).persona
     provider = get_voice_provider(job.provider)
     # The voice id is chosen once and kept, so a retry after a lost reply cannot clone twice.
     if not job.result.get("voice_id"):
@@ -570,10 +609,13 @@ def speak_for_persona(
     """Speech in the persona voice when it is ready (and wanted), else the tier's fallback voice.
     `usage_key` names the job step for metering (default: the text), so a retried step is charged once.
     Returns (SynthesisResult, provider name, used_persona_voice)."""
-    if job is not None:
+    use_persona_voice = use_persona_voice and persona.voice_ready
+    gtts = settings.GTTS_ENABLED and settings.FALLBACK_VOICE_PROVIDER == "gtts"
+    if job is not None and (use_persona_voice or gtts):
         # Long-text synthesis may poll its provider for minutes: keep the sweeper off this job.
+        # (The offline voice runs in this process in seconds; the step's own lease covers it.)
         heartbeat(job, lease_seconds=settings.MINIMAX_ASYNC_MAX_WAIT_SECONDS + settings.JOB_LEASE_SECONDS)
-    if use_persona_voice and persona.voice_ready:
+    if use_persona_voice:
         provider_name = persona.voice_provider or settings.VOICE_PROVIDER
         try:
             result = get_voice_provider(provider_name).synthesize(
@@ -625,9 +667,9 @@ def _fallback_speech(persona: WritingPersona, text: str):
 
 
 def run_avatar_create(job: MediaJob) -> None:
-    persona = job.persona
     provider = get_avatar_provider(job.provider)
     if not job.provider_job_id:
+        persona = load_owner(job).persona
         speech, _, _ = speak_for_persona(persona, PREVIEW_LINE, job=job, content_type="preview")
         with (
             local_copy(job.params["portrait_file"], suffix=".png") as portrait_path,
@@ -639,7 +681,8 @@ def run_avatar_create(job: MediaJob) -> None:
                 audio_path,
                 resolution=job.params.get("resolution", "480p"),
                 aspect=job.params.get("aspect", "1:1"),
-                options=_avatar_options(persona),
+                # The narration's length is known here; the provider need not decode it again.
+                options={**_avatar_options(persona), "narration_seconds": speech.duration_seconds},
             )
         started = {
             "provider_job_id": ticket.provider_job_id,
@@ -671,6 +714,7 @@ def _avatar_options(persona: WritingPersona) -> dict:
 
 
 def _complete_avatar(job: MediaJob, video: bytes) -> None:
+    load_owner(job)
     seconds = job.params.get("seconds", 0)
     record_usage(
         user=job.user,
@@ -686,16 +730,29 @@ def _complete_avatar(job: MediaJob, video: bytes) -> None:
     preview_name = default_storage.save(f"private/avatar_previews/avatar-{uuid.uuid4().hex}.mp4", ContentFile(video))
     avatar_id = f"av{job.pk}x{uuid.uuid4().hex[:12]}"
     with transaction.atomic():
+        # Locked and read again: approving or another job may have changed the avatar meanwhile.
         persona = WritingPersona.objects.select_for_update().get(pk=job.persona_id)
         if persona.avatar_approved_at and persona.avatar_id:
             job.result["candidate"] = True
         else:
             _replace_avatar(persona, job, avatar_id, preview_name)
-        persona.save()
+            persona.save(update_fields=[*AVATAR_FIELDS, "updated_at"])
         succeed_job(job, preview_file=preview_name, avatar_id=avatar_id)
 
 
+AVATAR_FIELDS = [
+    "avatar_id",
+    "avatar_provider",
+    "avatar_training_status",
+    "avatar_created_at",
+    "avatar_image",
+    "avatar_portrait",
+    "avatar_preview",
+]
+
+
 def _replace_avatar(persona: WritingPersona, job: MediaJob, avatar_id: str, preview_name: str) -> None:
+    """Make the job's avatar the persona's; the caller saves AVATAR_FIELDS."""
     old_files = [persona.avatar_image.name, persona.avatar_preview.name, persona.avatar_portrait.name]
     persona.avatar_id = avatar_id
     persona.avatar_provider = job.provider
@@ -784,7 +841,7 @@ def on_job_failed(job: MediaJob) -> None:
 def run_render(job: MediaJob) -> None:
     from personas import studio
 
-    studio.run_render_job(job)
+    studio.run_render_job(load_owner(job))
 
 
 JOB_HANDLERS = {

@@ -91,14 +91,19 @@ class WaveSpeedAvatarProvider(AvatarProvider):
         # `aspect` needs no field: both models keep the framing of the (already cropped) portrait.
         if resolution not in RESOLUTIONS:
             raise ProviderError(f"WaveSpeed renders 480p or 720p, not {resolution}.")
-        model = self.model_for(audio_seconds(audio_path, error="The narration audio could not be read."))
+        options = options or {}
+        # The caller usually knows the narration's length (it synthesized it); else decode it.
+        seconds = options.get("narration_seconds") or audio_seconds(
+            audio_path, error="The narration audio could not be read."
+        )
+        model = self.model_for(seconds)
         body = {
             "image": self._upload(portrait_path),
             "audio": self._upload(audio_path),
             "resolution": resolution,
             "seed": -1,
         }
-        prompt = PROMPTS.get((options or {}).get("style", ""))
+        prompt = PROMPTS.get(options.get("style", ""))
         if prompt:
             body["prompt"] = prompt
         reply = self.http.request_json("POST", f"/api/v3/{model}", paid=True, check=check_envelope, json=body)
