@@ -84,3 +84,79 @@ def test_generated_voice_ids_follow_minimax_rules(persona):
         assert 8 <= len(voice_id) <= 256
         assert re.fullmatch(r"[A-Za-z][A-Za-z0-9_-]*[A-Za-z0-9]", voice_id)
         assert re.search(r"\d", voice_id)
+
+
+def test_claiming_returns_the_row_and_keeps_started_at_of_earlier_attempts(persona):
+    started = timezone.now() - timezone.timedelta(minutes=3)
+    job = make_job(persona, status=JobStatus.WAITING_PROVIDER, attempts=2, started_at=started, provider_job_id="p1")
+    claimed = services.claim_job(job.pk)
+    assert claimed.pk == job.pk and claimed.provider_job_id == "p1"
+    assert claimed.status == JobStatus.RUNNING and claimed.attempts == 3 and claimed.started_at == started
+    assert claimed.lease_expires_at > timezone.now() and claimed.heartbeat_at is not None
+    job.refresh_from_db()
+    assert (job.status, job.attempts, job.lease_expires_at) == (claimed.status, 3, claimed.lease_expires_at)
+
+
+def test_a_running_job_with_a_live_lease_is_not_claimed_but_an_expired_one_is(persona):
+    soon = timezone.now() + timezone.timedelta(minutes=1)
+    live = make_job(persona, status=JobStatus.RUNNING, lease_expires_at=soon)
+    expired = make_job(
+        persona, status=JobStatus.RUNNING, lease_expires_at=timezone.now() - timezone.timedelta(seconds=1)
+    )
+    finished = make_job(persona, status=JobStatus.SUCCEEDED)
+    assert services.claim_job(live.pk) is None
+    assert services.claim_job(finished.pk) is None
+    assert services.claim_job(expired.pk).status == JobStatus.RUNNING
+
+
+def test_load_owner_reads_persona_user_and_subscription_in_one_query(persona, django_assert_num_queries):
+    job = services.claim_job(make_job(persona).pk)
+    with django_assert_num_queries(1):
+        services.load_owner(job)
+        assert job.persona == persona and job.user.subscription.tier == persona.user.subscription.tier
+
+
+def test_a_heartbeat_right_after_the_claim_is_not_written_unless_it_lengthens_the_lease(
+    persona, django_assert_num_queries
+):
+    job = services.claim_job(make_job(persona).pk)
+    with django_assert_num_queries(0):
+        services.heartbeat(job, 30)
+    assert job.progress == 30
+    with django_assert_num_queries(1):
+        services.heartbeat(job, lease_seconds=3600)
+    job.refresh_from_db()
+    assert job.progress == 30 and job.lease_expires_at > timezone.now() + timezone.timedelta(minutes=50)
+
+
+def test_a_late_heartbeat_renews_the_lease(persona):
+    past = timezone.now() - timezone.timedelta(seconds=30)
+    job = make_job(
+        persona, status=JobStatus.RUNNING, heartbeat_at=past, lease_expires_at=past + timezone.timedelta(minutes=2)
+    )
+    services.heartbeat(job, 50)
+    job.refresh_from_db()
+    assert job.heartbeat_at > past and job.progress == 50
+
+
+def test_usage_is_recorded_once_inside_a_transaction_too(persona):
+    from django.db import transaction
+
+    job = make_job(persona)
+    key = f"job:{job.pk}:avatar_video"
+    with transaction.atomic():
+        for _ in range(2):
+            record = services.record_usage(
+                user=persona.user,
+                persona=persona,
+                job=job,
+                kind="avatar_video",
+                provider="wavespeed",
+                media_seconds=4,
+                cost_usd=Decimal("0.15"),
+                idempotency_key=key,
+            )
+        assert record.idempotency_key == key
+    assert UsageRecord.objects.filter(idempotency_key=key).count() == 1
+    job.refresh_from_db()
+    assert job.cost_usd == Decimal("0.15") and job.media_seconds == 4

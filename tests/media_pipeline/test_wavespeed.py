@@ -313,3 +313,16 @@ def test_invalid_render_ids_are_refused(provider, mocked, job_id):
     with pytest.raises(ProviderError, match="not valid"):
         provider.check_render(job_id)
     assert len(mocked.calls) == 0
+
+
+def test_adapters_built_for_each_job_step_share_one_connection_pool(provider):
+    assert get_avatar_provider("wavespeed").http.session is provider.http.session
+
+
+def test_a_known_narration_length_is_not_decoded_again(provider, mocked, portrait, tmp_path):
+    not_decodable = tmp_path / "speech.wav"
+    not_decodable.write_bytes(b"RIFF not really audio")
+    script_uploads(mocked)
+    mocked.post(INFINITETALK, json=prediction("created"))
+    ticket = provider.start_render(portrait, str(not_decodable), options={"narration_seconds": 300.0})
+    assert ticket.provider_job_id == JOB_ID
