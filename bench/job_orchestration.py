@@ -69,6 +69,7 @@ def seed_jobs(env: dict, count: int) -> int:
 def run_worker(env: dict, index: int, sample_every: int) -> dict:
     """One worker process: the django-tasks-db worker loop in batch mode (exits when the queue is empty)."""
     _setup(env)
+    from django.db import connection
     from django.tasks.signals import task_finished
     from django_tasks_db.management.commands.db_worker import Worker
 
@@ -86,19 +87,26 @@ def run_worker(env: dict, index: int, sample_every: int) -> dict:
         if done[0] % sample_every == 0:
             samples.append((done[0], benchlib.rss_mb()))
 
+    statements = [0]
+
+    def count(execute, sql, params, many, context):
+        statements[0] += 1
+        return execute(sql, params, many, context)
+
     task_finished.connect(finished, weak=False)
     start_rss = benchlib.rss_mb()
     started = time.perf_counter()
-    Worker(
-        queue_names=["*"],
-        interval=0.01,
-        batch=True,
-        backend_name="default",
-        startup_delay=False,
-        max_tasks=None,
-        worker_id=f"bench-worker-{index}",
-        excluded_queue_names=[],
-    ).run()
+    with connection.execute_wrapper(count):
+        Worker(
+            queue_names=["*"],
+            interval=0.01,
+            batch=True,
+            backend_name="default",
+            startup_delay=False,
+            max_tasks=None,
+            worker_id=f"bench-worker-{index}",
+            excluded_queue_names=[],
+        ).run()
     wall = time.perf_counter() - started
     return {
         "wall": wall,
@@ -107,6 +115,7 @@ def run_worker(env: dict, index: int, sample_every: int) -> dict:
         "start_rss": start_rss,
         "end_rss": benchlib.rss_mb(),
         "synthesis": median(synth),
+        "statements": statements[0],
     }
 
 
@@ -167,6 +176,10 @@ def run(quick: bool = False) -> Report:
             ["per job: worker time (ms)", worker_time / jobs * 1000],
             ["per job: provider latency (ms)", waiting / jobs * 1000],
             ["per job: narration synthesis (ms)", synthesis * 1000],
+            [
+                "SQL statements per task step (queue's + ours; BEGIN/COMMIT and health checks not counted)",
+                sum(w["statements"] for w in workers) / max(1, sum(w["tasks"] for w in workers)),
+            ],
             ["overhead over provider latency", f"{overhead * 100:.1f} %"],
             ["overhead without the narration synthesis", f"{overhead_without_speech * 100:.1f} %"],
             ["jobs by status", final["jobs"]],
