@@ -278,7 +278,7 @@ def run_job(job_id: int) -> None:
     try:
         handler(job)
     except ProviderError as exc:
-        if exc.retryable and job.attempts < MAX_ATTEMPTS:
+        if _will_retry(job, exc):
             log.warning("job %s: retryable provider error: %s", job.pk, exc.message)
             retry_later(job, exc.message)
         else:
@@ -288,6 +288,10 @@ def run_job(job_id: int) -> None:
     except Exception:
         log.exception("job %s crashed", job.pk)
         fail_job(job, "Something went wrong on our side. Please try again.")
+
+
+def _will_retry(job: MediaJob, exc: ProviderError) -> bool:
+    return exc.retryable and job.attempts < MAX_ATTEMPTS
 
 
 def sweep_jobs(*, now=None) -> dict:
@@ -397,25 +401,23 @@ def run_voice_clone(job: MediaJob) -> None:
             prepared = audio.prepare_for_provider(path)
         except audio.SampleError as exc:
             raise PipelineError(exc.message) from exc
+
+    def remember_upload(file_id: str) -> None:
+        # Saved before cloning, so a lost reply or a dead worker cannot leave the sample behind.
+        _save_job(job, result={**job.result, "provider_uploads": [*job.result.get("provider_uploads", []), file_id]})
+
     try:
         heartbeat(job, 30)
         if not job.result.get("cloned"):
             try:
-                cloned = provider.clone(prepared.path, voice_id=voice_id, profile=prepared.profile)
+                provider.clone(prepared.path, voice_id=voice_id, profile=prepared.profile, on_upload=remember_upload)
             except ProviderError as exc:
                 # 2039 = duplicate id: a previous attempt created this voice before its reply was lost.
                 if not (exc.code == 2039 and job.attempts > 1):
+                    if not _will_retry(job, exc):
+                        _delete_provider_samples(provider, job)
                     raise
-                cloned = None
-            _save_job(
-                job,
-                result={
-                    **job.result,
-                    "cloned": True,
-                    "provider_file_id": cloned.provider_file_id if cloned else "",
-                    "profile": prepared.profile,
-                },
-            )
+            _save_job(job, result={**job.result, "cloned": True, "profile": prepared.profile})
     finally:
         prepared.cleanup()
     record_usage(
@@ -446,7 +448,7 @@ def run_voice_clone(job: MediaJob) -> None:
         f"private/voice_previews/preview-{uuid.uuid4().hex}{_audio_ext(preview.mime_type)}",
         ContentFile(preview.audio),
     )
-    _delete_provider_sample(provider, job.result.get("provider_file_id", ""))
+    _delete_provider_samples(provider, job)
     with transaction.atomic():
         persona = WritingPersona.objects.select_for_update().get(pk=persona.pk)
         now = timezone.now()
@@ -467,13 +469,15 @@ def run_voice_clone(job: MediaJob) -> None:
         succeed_job(job, preview_file=preview_name, voice_id=voice_id, profile=prepared.profile)
 
 
-def _delete_provider_sample(provider, provider_file_id: str) -> None:
-    if not provider_file_id:
-        return
-    try:
-        provider.delete_sample(provider_file_id)
-    except ProviderError as exc:  # the voice is trained; a leftover upload expires at the provider
-        log.warning("could not delete provider sample %s: %s", provider_file_id, exc.message)
+def _delete_provider_samples(provider, job: MediaJob) -> None:
+    """Delete every upload of the sample this job made at the provider (one per attempt)."""
+    for file_id in job.result.get("provider_uploads", []):
+        try:
+            provider.delete_sample(file_id)
+        except ProviderError as exc:  # already gone, or it expires at the provider
+            log.warning("could not delete provider sample %s: %s", file_id, exc.message)
+    if job.result.get("provider_uploads"):
+        _save_job(job, result={**job.result, "provider_uploads": []})
 
 
 def _delete_sample(persona: WritingPersona, job: MediaJob) -> None:

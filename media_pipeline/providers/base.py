@@ -1,5 +1,6 @@
 """The provider interface and the one retrying HTTP base every HTTP adapter subclasses."""
 
+from collections.abc import Callable
 from dataclasses import dataclass, field
 
 
@@ -49,7 +50,11 @@ class VoiceProvider:
     name = ""
     paid = False
 
-    def clone(self, sample_path: str, *, voice_id: str, profile: dict) -> VoiceCloneResult:
+    def clone(
+        self, sample_path: str, *, voice_id: str, profile: dict, on_upload: Callable[[str], None] | None = None
+    ) -> VoiceCloneResult:
+        """Clone a voice from the sample. Providers that upload the sample first call `on_upload`
+        with the upload's id before cloning, so the caller can delete it whatever happens next."""
         raise NotImplementedError
 
     def synthesize(

@@ -19,7 +19,7 @@ class GTTSVoiceProvider(VoiceProvider):
     name = "gtts"
     paid = False
 
-    def clone(self, sample_path: str, *, voice_id: str, profile: dict) -> VoiceCloneResult:
+    def clone(self, sample_path: str, *, voice_id: str, profile: dict, on_upload=None) -> VoiceCloneResult:
         raise ProviderError("gTTS cannot clone voices")
 
     def synthesize(

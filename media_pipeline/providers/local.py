@@ -156,7 +156,7 @@ class OfflineVoiceProvider(VoiceProvider):
 
     name = "offline"
 
-    def clone(self, sample_path: str, *, voice_id: str, profile: dict) -> VoiceCloneResult:
+    def clone(self, sample_path: str, *, voice_id: str, profile: dict, on_upload=None) -> VoiceCloneResult:
         profile = profile or {}
         if not (profile.get("f0_median_hz") and profile.get("speaking_rate_sps")):
             profile = {**profile, **audio.speech_profile(sample_path)}

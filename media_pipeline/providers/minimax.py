@@ -146,7 +146,7 @@ class MiniMaxVoiceProvider(VoiceProvider):
 
     # --- Cloning ---------------------------------------------------------------------------
 
-    def clone(self, sample_path: str, *, voice_id: str, profile: dict) -> VoiceCloneResult:
+    def clone(self, sample_path: str, *, voice_id: str, profile: dict, on_upload=None) -> VoiceCloneResult:
         if not VOICE_ID_RE.fullmatch(voice_id):
             raise ProviderError(
                 "The voice id must be 8-256 letters, digits, '-' or '_', start with a letter and "
@@ -154,6 +154,8 @@ class MiniMaxVoiceProvider(VoiceProvider):
                 code="invalid_voice_id",
             )
         file_id = self._upload_sample(sample_path)
+        if on_upload:
+            on_upload(str(file_id))
         try:
             body = self._post(
                 "/v1/voice_clone",
@@ -174,8 +176,9 @@ class MiniMaxVoiceProvider(VoiceProvider):
                 # 2039, and MiniMax bills a clone on its first use, not at cloning time.
                 raise ProviderError(exc.message, retryable=True, code=LOST_REPLY) from exc
             # The clone failed and the sample is biometric data: remove it now (a retry uploads
-            # it again).
-            self._delete_sample_quietly(file_id)
+            # it again), unless the caller tracks the upload and deletes it itself.
+            if not on_upload:
+                self._delete_sample_quietly(file_id)
             raise
         return VoiceCloneResult(voice_id=voice_id, provider_file_id=str(file_id), raw=body)
 

@@ -6,6 +6,7 @@ import json
 
 import av
 import pytest
+import requests
 import responses
 from django.core.files.base import ContentFile
 from django.core.files.storage import default_storage
@@ -231,7 +232,7 @@ def test_a_killed_workers_voice_clone_is_resumed_by_the_sweeper_without_a_second
     )
     # The first worker took the job, chose the voice id, cloned it at MiniMax, then died.
     claimed = services.claim_job(job.pk)
-    claimed.result = {"voice_id": "alw9xkilledworker12"}
+    claimed.result = {"voice_id": "alw9xkilledworker12", "provider_uploads": ["41"]}
     claimed.lease_expires_at = timezone.now() - timezone.timedelta(seconds=1)
     claimed.save()
 
@@ -255,3 +256,60 @@ def test_a_killed_workers_voice_clone_is_resumed_by_the_sweeper_without_a_second
     # The clone body carried the id chosen before the crash; nothing was created twice.
     clone_body = json.loads(next(c for c in responses.calls if c.request.url.endswith("voice_clone")).request.body)
     assert clone_body["voice_id"] == "alw9xkilledworker12"
+    # Both uploads of the sample, the dead worker's and the retry's, are deleted at MiniMax.
+    assert deleted_uploads() == [41, 42] and job.result["provider_uploads"] == []
+
+
+def deleted_uploads() -> list[int]:
+    calls = [c for c in responses.calls if c.request.url.endswith("/v1/files/delete")]
+    return sorted(json.loads(c.request.body)["file_id"] for c in calls)
+
+
+@responses.activate
+def test_a_lost_clone_reply_is_retried_and_every_upload_of_the_sample_is_deleted(
+    settings, persona, on_commit, run_jobs
+):
+    settings.MINIMAX_API_KEY = "mm-key"
+    settings.HTTP_MAX_RETRIES = 0
+    check = checked_sample(persona, on_commit, run_jobs, encode(speech_wav(70), "mp3"))
+    job = on_commit(
+        services.start_voice_training, persona=persona, check_job=check, accept_warnings=True, provider="minimax"
+    )
+    responses.post(f"{MINIMAX}/v1/files/upload", json={**OK, "file": {"file_id": 41}})
+    responses.post(f"{MINIMAX}/v1/files/upload", json={**OK, "file": {"file_id": 42}})
+    # The first clone went through at MiniMax but its reply was lost; the retry meets the same id.
+    responses.post(f"{MINIMAX}/v1/voice_clone", body=requests.exceptions.ReadTimeout())
+    duplicate = {"base_resp": {"status_code": 2039, "status_msg": "voice clone voice id duplicate"}}
+    responses.post(f"{MINIMAX}/v1/voice_clone", json=duplicate)
+    mp3 = encode(speech_wav(12), "mp3")
+    speech = {**OK, "data": {"audio": mp3.hex(), "status": 2}, "extra_info": {"audio_length": 12000}}
+    responses.post(f"{MINIMAX}/v1/t2a_v2", json=speech)
+    responses.post(f"{MINIMAX}/v1/files/delete", json=OK)
+
+    run_jobs()
+    job.refresh_from_db()
+    assert job.status == JobStatus.QUEUED and job.result["provider_uploads"] == ["41"]
+    on_commit(services.enqueue_job, job)
+    run_jobs()
+    job.refresh_from_db()
+    assert job.status == JobStatus.SUCCEEDED, job.error
+    assert deleted_uploads() == [41, 42]
+    assert UsageRecord.objects.filter(job=job, kind="voice_clone").count() == 1
+
+
+@responses.activate
+def test_a_refused_clone_deletes_its_upload_once(settings, persona, on_commit, run_jobs):
+    settings.MINIMAX_API_KEY = "mm-key"
+    check = checked_sample(persona, on_commit, run_jobs, encode(speech_wav(70), "mp3"))
+    job = on_commit(
+        services.start_voice_training, persona=persona, check_job=check, accept_warnings=True, provider="minimax"
+    )
+    responses.post(f"{MINIMAX}/v1/files/upload", json={**OK, "file": {"file_id": 43}})
+    refused = {"base_resp": {"status_code": 2013, "status_msg": "invalid params"}}
+    responses.post(f"{MINIMAX}/v1/voice_clone", json=refused)
+    responses.post(f"{MINIMAX}/v1/files/delete", json=OK)
+
+    run_jobs()
+    job.refresh_from_db()
+    assert job.status == JobStatus.FAILED
+    assert deleted_uploads() == [43] and job.result["provider_uploads"] == []
