@@ -500,9 +500,9 @@ def latest_job(persona: WritingPersona, kind: str) -> MediaJob | None:
 
 def approve_voice(*, persona: WritingPersona) -> None:
     """Approve the newest trained voice. For a retrain this swaps the candidate in."""
-    job = persona.jobs.filter(kind=JobKind.VOICE_CLONE, status=JobStatus.SUCCEEDED).first()
     with transaction.atomic():
-        if job and job.result.get("candidate") and not job.result.get("approved"):
+        job = _newest_succeeded_locked(persona, JobKind.VOICE_CLONE)
+        if job and is_waiting_candidate(job):
             old_voice, old_provider = persona.voice_id, persona.voice_provider
             delete_file(persona.voice_preview)
             persona.voice_id = job.result["voice_id"]
@@ -517,6 +517,23 @@ def approve_voice(*, persona: WritingPersona) -> None:
             raise PipelineError("There is no trained voice to approve yet.")
         persona.voice_approved_at = timezone.now()
         persona.save()
+
+
+def is_waiting_candidate(job: MediaJob) -> bool:
+    """A retrain's result that the user has neither approved nor discarded yet."""
+    return bool(job.result.get("candidate")) and not job.result.get("approved") and not job.result.get("discarded")
+
+
+def discard_voice_candidate(*, persona: WritingPersona) -> None:
+    """Keep the current voice: delete the retrain's new voice and its preview."""
+    with transaction.atomic():
+        job = _newest_succeeded_locked(persona, JobKind.VOICE_CLONE)
+        if job is None or not is_waiting_candidate(job):
+            raise PipelineError("There is no new voice waiting for a decision.")
+        preview, provider, voice_id = job.result.get("preview_file"), job.provider, job.result["voice_id"]
+        _save_job(job, result={**job.result, "discarded": True, "preview_file": ""})
+        transaction.on_commit(lambda: _delete_stored([preview]))
+        transaction.on_commit(lambda: _delete_provider_voice(provider, voice_id))
 
 
 def _delete_provider_voice(provider_name: str, voice_id: str) -> None:
@@ -772,9 +789,9 @@ def _replace_avatar(persona: WritingPersona, job: MediaJob, avatar_id: str, prev
 
 
 def approve_avatar(*, persona: WritingPersona) -> None:
-    job = persona.jobs.filter(kind=JobKind.AVATAR_CREATE, status=JobStatus.SUCCEEDED).first()
     with transaction.atomic():
-        if job and job.result.get("candidate") and not job.result.get("approved"):
+        job = _newest_succeeded_locked(persona, JobKind.AVATAR_CREATE)
+        if job and is_waiting_candidate(job):
             _replace_avatar(persona, job, job.result["avatar_id"], job.result["preview_file"])
             job.result["approved"] = True
             job.save(update_fields=["result"])
@@ -782,6 +799,35 @@ def approve_avatar(*, persona: WritingPersona) -> None:
             raise PipelineError("There is no avatar to approve yet.")
         persona.avatar_approved_at = timezone.now()
         persona.save()
+
+
+def discard_avatar_candidate(*, persona: WritingPersona) -> None:
+    """Keep the current avatar: delete the new one's video and the photo it was made from."""
+    with transaction.atomic():
+        job = _newest_succeeded_locked(persona, JobKind.AVATAR_CREATE)
+        if job is None or not is_waiting_candidate(job):
+            raise PipelineError("There is no new avatar waiting for a decision.")
+        in_use = {persona.avatar_image.name, persona.avatar_portrait.name, persona.avatar_preview.name}
+        photos = {job.params.get("photo_file"), job.params.get("portrait_file")} - in_use - {None, ""}
+        doomed = [job.result.get("preview_file"), *photos]
+        _save_job(job, result={**job.result, "discarded": True, "preview_file": ""})
+        # A photo check that produced the deleted photo must not offer it for a recreate.
+        for check in persona.jobs.filter(kind=JobKind.PHOTO_CHECK, status=JobStatus.SUCCEEDED):
+            if {check.result.get("photo_file"), check.result.get("portrait_file")} & photos:
+                _save_job(check, result={**check.result, "photo_file": "", "portrait_file": ""})
+        transaction.on_commit(lambda: _delete_stored(doomed))
+
+
+def _newest_succeeded_locked(persona: WritingPersona, kind: str) -> MediaJob | None:
+    """The newest finished job of a kind, locked so approve and discard cannot both act on it."""
+    newest = persona.jobs.filter(kind=kind, status=JobStatus.SUCCEEDED).values_list("pk", flat=True).first()
+    return MediaJob.objects.select_for_update().filter(pk=newest).first() if newest else None
+
+
+def _delete_stored(names: list[str | None]) -> None:
+    for name in names:
+        if name:
+            default_storage.delete(name)
 
 
 def recreate_avatar(*, persona: WritingPersona, provider: str = "") -> MediaJob:

@@ -250,7 +250,7 @@ def _derive_state(
         if work.status in FAILED_JOB_STATUSES:
             cancelled = work.status == JobStatus.CANCELLED
             return "failed", ("You cancelled this." if cancelled else work.error or "This did not work.")
-        if work.result.get("candidate") and not work.result.get("approved"):
+        if pipeline.is_waiting_candidate(work):
             return "candidate", ""
     if approved_at and ready:
         return "approved", ""

@@ -19,6 +19,7 @@ urlpatterns = [
     path(persona + "voice/train/<int:job_id>/", views.train_voice, name="voice_train"),
     path(persona + "voice/retry/", views.retry_voice, name="voice_retry"),
     path(persona + "voice/approve/", views.approve_voice, name="voice_approve"),
+    path(persona + "voice/keep-current/", views.discard_voice_candidate, name="voice_discard"),
     path(persona + "voice/cancel/", views.cancel_voice, name="voice_cancel"),
     path(persona + "voice/skip/", views.skip_voice, name="voice_skip"),
     path(persona + "voice/sentence/", views.hear_sentence, name="voice_sentence"),
@@ -27,6 +28,7 @@ urlpatterns = [
     path(persona + "avatar/create/<int:job_id>/", views.create_avatar, name="avatar_create"),
     path(persona + "avatar/recreate/", views.recreate_avatar, name="avatar_recreate"),
     path(persona + "avatar/approve/", views.approve_avatar, name="avatar_approve"),
+    path(persona + "avatar/keep-current/", views.discard_avatar_candidate, name="avatar_discard"),
     path(persona + "avatar/cancel/", views.cancel_avatar, name="avatar_cancel"),
     path(persona + "avatar/skip/", views.skip_avatar, name="avatar_skip"),
     # Step 7.

@@ -245,6 +245,14 @@ def approve_voice(request, persona_id: int):
 
 @login_required
 @require_POST
+def discard_voice_candidate(request, persona_id: int):
+    return _media_action(
+        request, persona_id, "voice", lambda p: services.pipeline.discard_voice_candidate(persona=p), "voice"
+    )
+
+
+@login_required
+@require_POST
 def cancel_voice(request, persona_id: int):
     return _media_action(
         request, persona_id, "voice", lambda p: services.cancel_active(persona=p, kind=JobKind.VOICE_CLONE), "voice"
@@ -309,6 +317,14 @@ def recreate_avatar(request, persona_id: int):
 @require_POST
 def approve_avatar(request, persona_id: int):
     return _media_action(request, persona_id, "avatar", lambda p: services.pipeline.approve_avatar(persona=p), "avatar")
+
+
+@login_required
+@require_POST
+def discard_avatar_candidate(request, persona_id: int):
+    return _media_action(
+        request, persona_id, "avatar", lambda p: services.pipeline.discard_avatar_candidate(persona=p), "avatar"
+    )
 
 
 @login_required

@@ -80,7 +80,9 @@ def delete_everything(*, user) -> DeletionReport:
     report = DeletionReport()
     personas = list(WritingPersona.objects.filter(user=user))
     jobs = list(MediaJob.objects.filter(user=user))
-    candidate_voices = [(j.provider, j.result["voice_id"]) for j in jobs if j.result.get("candidate")]
+    candidate_voices = [
+        (j.provider, j.result["voice_id"]) for j in jobs if j.result.get("candidate") and not j.result.get("discarded")
+    ]
     names = [getattr(p, f).name for p in personas for f in PERSONA_FILE_FIELDS]
     names += job_files(jobs) + list(MediaAsset.objects.filter(user=user).values_list("file", flat=True))
     with transaction.atomic():
@@ -185,7 +187,7 @@ def delete_voice(*, persona: WritingPersona) -> DeletionReport:
     voices |= {
         (j.provider, j.result["voice_id"])
         for j in persona.jobs.filter(kind=JobKind.VOICE_CLONE)
-        if j.result.get("voice_id") and j.result.get("cloned")
+        if j.result.get("voice_id") and j.result.get("cloned") and not j.result.get("discarded")
     }
     with transaction.atomic():
         names = _forget_job_files(persona, VOICE_JOB_KINDS, report)

@@ -2,6 +2,7 @@
 failure and retry, approval, recreation and skipping. Jobs run in the real worker."""
 
 import pytest
+from django.core.files.storage import default_storage
 
 from media_pipeline.models import JobKind, JobStatus
 from media_pipeline.providers.base import ProviderError
@@ -154,6 +155,56 @@ def test_recreating_keeps_the_approved_avatar_until_approved(owner_client, perso
     act("avatar_approve", persona)
     persona.refresh_from_db()
     assert persona.avatar_id == job.result["avatar_id"] != first
+
+
+def test_keeping_the_current_avatar_discards_the_new_one(owner_client, persona, upload, run_jobs, act):
+    create(persona, upload, run_jobs, act)
+    run_jobs()
+    act("avatar_approve", persona)
+    persona.refresh_from_db()
+
+    def current():
+        return persona.avatar_id, persona.avatar_image.name, persona.avatar_portrait.name, persona.avatar_preview.name
+
+    kept = current()
+    act("avatar_recreate", persona)
+    run_jobs()
+    job = latest(persona, JobKind.AVATAR_CREATE)
+    assert "Keep my current avatar" in avatar_section(owner_client, persona)
+
+    page = act("avatar_discard", persona)
+    assert 'data-state="approved"' in page and "Keep my current avatar" not in page
+    persona.refresh_from_db()
+    job.refresh_from_db()
+    assert current() == kept
+    assert all(default_storage.exists(name) for name in kept[1:])  # recreated from the same photo: kept
+    assert job.result["discarded"] and owner_client.get(f"/media/job/{job.pk}/preview/").status_code == 404
+    assert "There is no new avatar waiting for a decision." in act("avatar_discard", persona)
+
+
+def test_keeping_the_current_avatar_deletes_the_new_photo_and_recreate_uses_the_kept_one(
+    owner_client, persona, upload, run_jobs, act
+):
+    create(persona, upload, run_jobs, act)
+    run_jobs()
+    act("avatar_approve", persona)
+    persona.refresh_from_db()
+    kept_photo = persona.avatar_image.name
+    create(persona, upload, run_jobs, act, photo_factory.astronaut(1400))
+    run_jobs()
+    new_photo = latest(persona, JobKind.AVATAR_CREATE).params["photo_file"]
+    assert new_photo != kept_photo and default_storage.exists(new_photo)
+
+    act("avatar_discard", persona)
+    assert not default_storage.exists(new_photo) and default_storage.exists(kept_photo)
+    assert not latest(persona, JobKind.PHOTO_CHECK).result["photo_file"]
+    # Recreating now starts from the photo of the avatar in use, not from the deleted one.
+    page = act("avatar_recreate", persona)
+    assert 'data-state="retraining"' in page
+    run_jobs()
+    recreated = latest(persona, JobKind.AVATAR_CREATE)
+    assert recreated.status == JobStatus.SUCCEEDED, recreated.error
+    assert recreated.params["photo_file"] == kept_photo
 
 
 def test_failed_creation_shows_why_and_can_be_retried(owner_client, persona, upload, run_jobs, act, monkeypatch):

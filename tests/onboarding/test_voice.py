@@ -3,6 +3,7 @@ progress, failure and retry, approval, retraining and skipping. Jobs run in the 
 
 import pytest
 from django.contrib.auth.models import User
+from django.core.files.storage import default_storage
 from django.core.files.uploadedfile import SimpleUploadedFile
 from django.urls import reverse
 
@@ -307,6 +308,33 @@ def test_retraining_keeps_the_approved_voice_until_the_new_one_is_approved(
     assert 'data-state="approved"' in page
     persona.refresh_from_db()
     assert persona.voice_id == clone.result["voice_id"] != first_voice
+
+
+def test_keeping_the_current_voice_discards_the_retrained_one(owner_client, persona, upload, run_jobs, act):
+    train(persona, act, upload, run_jobs)
+    run_jobs()
+    act("voice_approve", persona)
+    persona.refresh_from_db()
+    first_voice, first_preview = persona.voice_id, persona.voice_preview.name
+    train(persona, act, upload, run_jobs, media_factory.speech_wav(65, f0=210))
+    run_jobs()
+    clone = latest(persona, JobKind.VOICE_CLONE)
+    candidate_preview = clone.result["preview_file"]
+    assert "Keep my current voice" in voice_section(owner_client, persona)
+
+    page = act("voice_discard", persona)
+    assert 'data-state="approved"' in page and "Keep my current voice" not in page
+    persona.refresh_from_db()
+    clone.refresh_from_db()
+    assert persona.voice_id == first_voice and persona.voice_preview.name == first_preview
+    assert clone.result["discarded"] and not default_storage.exists(candidate_preview)
+    assert owner_client.get(f"/media/job/{clone.pk}/preview/").status_code == 404
+    # Nothing is waiting any more: approving or discarding again changes nothing.
+    page = act("voice_discard", persona)
+    assert "There is no new voice waiting for a decision." in page
+    act("voice_approve", persona)
+    persona.refresh_from_db()
+    assert persona.voice_id == first_voice
 
 
 def test_failed_training_shows_why_and_can_be_retried(owner_client, persona, upload, run_jobs, act, monkeypatch):
