@@ -129,6 +129,16 @@ def extract_audio(data: bytes) -> tuple[bytes, str]:
     raise ProviderError("MiniMax returned a file that is neither mp3/wav audio nor an archive.")
 
 
+def model_supports_emotion(model: str, emotion: str) -> bool:
+    """`fluent` and `whisper` exist only on speech-2.6 models (speech-2.8 has `fluent` but not
+    `whisper`); sending them to another model is refused (2013), so they are left to the model."""
+    if emotion == "fluent":
+        return model.startswith(("speech-2.6", "speech-2.8"))
+    if emotion == "whisper":
+        return model.startswith("speech-2.6")
+    return True
+
+
 class MiniMaxVoiceProvider(VoiceProvider):
     name = "minimax"
     paid = True
@@ -247,8 +257,8 @@ class MiniMaxVoiceProvider(VoiceProvider):
             "vol": _clamp(volume, 0.01, 10.0),
             "pitch": round(_clamp(pitch, -12, 12)),
         }
-        if emotion and emotion != "auto":  # omitted, the model picks the emotion itself
-            voice["emotion"] = emotion
+        if emotion and emotion != "auto" and model_supports_emotion(settings.MINIMAX_TTS_MODEL, emotion):
+            voice["emotion"] = emotion  # omitted, the model picks the emotion itself
         if len(text) <= settings.MINIMAX_SYNC_TEXT_LIMIT:
             return self._synthesize_sync(text, voice)
         return self._synthesize_async(text, voice)

@@ -196,7 +196,8 @@ def test_delete_voice(provider, mocked):
 )
 def test_deleting_a_voice_that_is_gone_counts_as_done(provider, mocked, reply):
     mocked.post(API + "/v1/delete_voice", **reply)
-    provider.delete(VOICE_ID)
+    provider.delete(VOICE_ID)  # no error raised
+    assert len(mocked.calls) == 1 and body_of(mocked.calls[0])["voice_id"] == VOICE_ID
 
 
 def test_delete_voice_reports_other_errors(provider, mocked):
@@ -232,6 +233,27 @@ def test_voice_settings_are_clamped_and_emotion_passed(provider, mocked):
         "pitch": 12,
         "emotion": "happy",
     }
+
+
+@pytest.mark.parametrize(
+    ("model", "emotion", "sent"),
+    [
+        ("speech-02-hd", "whisper", False),
+        ("speech-02-hd", "fluent", False),
+        ("speech-2.6-hd", "whisper", True),
+        ("speech-2.6-turbo", "fluent", True),
+        ("speech-2.8-hd", "whisper", False),
+        ("speech-2.8-hd", "fluent", True),
+        ("speech-02-hd", "calm", True),
+    ],
+)
+def test_emotions_a_model_lacks_are_left_to_the_model(provider, mocked, settings, model, emotion, sent):
+    settings.MINIMAX_TTS_MODEL = model
+    mocked.post(API + "/v1/t2a_v2", json=t2a_ok(make_audio("mp3")))
+    provider.synthesize("Hello", voice_id=VOICE_ID, emotion=emotion)
+    body = body_of(mocked.calls[0])
+    assert body["model"] == model
+    assert body["voice_setting"].get("emotion") == (emotion if sent else None)
 
 
 def test_duration_is_measured_when_extra_info_is_missing(provider, mocked):

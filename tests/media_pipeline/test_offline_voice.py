@@ -54,7 +54,7 @@ def test_speech_matches_the_speakers_pitch_and_pace(provider, profile):
     measured = measure(provider.synthesize(TEXT, voice_id="v1", profile=profile))
 
     assert measured["f0_median_hz"] == pytest.approx(profile["f0_median_hz"], rel=0.05)
-    assert measured["speaking_rate_sps"] == pytest.approx(profile["speaking_rate_sps"], rel=0.08)
+    assert measured["speaking_rate_sps"] == pytest.approx(profile["speaking_rate_sps"], rel=0.05)
 
 
 def test_clone_keeps_the_profile_and_stores_nothing(provider, tmp_path):
