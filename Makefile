@@ -27,9 +27,10 @@ chromium:
 
 run: venv
 	$(PY) manage.py migrate --noinput
-	@echo "ALwrity Persona: http://127.0.0.1:8000/  (worker running alongside; Ctrl-C stops both)"
+	@echo "ALwrity Persona: http://127.0.0.1:8000/  (worker and job sweeper running alongside; Ctrl-C stops all)"
 	@trap 'kill 0' EXIT INT TERM; \
 		$(PY) manage.py db_worker --queue-name '*' & \
+		$(PY) manage.py sweep_jobs --loop 60 & \
 		$(PY) manage.py runserver 127.0.0.1:8000
 
 lint: venv

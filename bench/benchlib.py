@@ -28,6 +28,8 @@ for folder in (str(ROOT), str(BENCH)):
         sys.path.insert(0, folder)
 
 PG_URL = os.environ.get("BENCH_PG_URL", "postgres://postgres@127.0.0.1:5432")
+# Production needs a shared cache for the rate limits; the benchmarks use their own Redis database.
+REDIS_URL = os.environ.get("BENCH_REDIS_URL", "redis://127.0.0.1:6379/14")
 PG_DB_PREFIX = "alwrity_bench"
 # A fixed Fernet key: bench media is encrypted at rest, exactly as in production.
 BENCH_FERNET_KEY = "YmVuY2gtb25seS1tZWRpYS1rZXktMzItYnl0ZXMhISE="
@@ -224,6 +226,7 @@ def bench_env(*, database_url: str, media_root: str, extra: dict | None = None) 
             "SECURE_SSL_REDIRECT": "false",
             "ALLOWED_HOSTS": "127.0.0.1,localhost,testserver",
             "DATABASE_URL": database_url,
+            "REDIS_URL": REDIS_URL,
             "MEDIA_ROOT": media_root,
             "BENCH_STATIC_ROOT": str(Path(media_root).parent / "static"),
             "GTTS_ENABLED": "false",
@@ -233,7 +236,15 @@ def bench_env(*, database_url: str, media_root: str, extra: dict | None = None) 
         }
     )
     env.update(extra or {})
+    _forget_rate_limits()
     return env
+
+
+def _forget_rate_limits() -> None:
+    """Each run starts with fresh databases whose user ids repeat: start the counters afresh too."""
+    import redis
+
+    redis.Redis.from_url(REDIS_URL).flushdb()
 
 
 def setup_django(env: dict) -> None:
