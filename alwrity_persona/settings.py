@@ -247,6 +247,8 @@ JOB_LEASE_SECONDS = 120
 # --- Prices (USD) and tiers -----------------------------------------------------------------
 PRICES = {
     "voice_clone": Decimal("0.75"),
+# The user's website (steps 1-5) is read within this many seconds in all, redirects included.
+WEBSITE_FETCH_DEADLINE_SECONDS = 15.0
     "voice_minute": Decimal("0.02"),
     "avatar_5s_480p": Decimal("0.15"),
     "avatar_5s_720p": Decimal("0.30"),

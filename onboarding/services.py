@@ -154,6 +154,14 @@ class MediaPanel:
     voice_sample: MediaJob | None = None
     voice_sample_audio: MediaAsset | None = None
     approved_at: datetime | None = None  # an approved voice/avatar stays in use during a retrain
+    # Voice: the voice in use (and a retrain's new one) is the offline provider's local match of
+    # the user's pitch and pace, not a clone, so the page must not call it "your cloned voice".
+    offline_match: bool = False
+    candidate_offline_match: bool = False
+    # Avatar: which voice its preview video speaks in, as the job that made it recorded:
+    # "persona", "offline_match", "standard", or "" when not recorded.
+    preview_voice: str = ""
+    candidate_preview_voice: str = ""
 
     @property
     def polling(self) -> bool:
@@ -356,7 +364,14 @@ def voice_panel(persona: WritingPersona, *, consented: set[str] | None = None, j
         voice_sample=sample,
         voice_sample_audio=_voice_sample_audio(sample),
         approved_at=persona.voice_approved_at,
+        offline_match=is_offline_voice(persona.voice_provider or settings.VOICE_PROVIDER),
+        candidate_offline_match=bool(work and is_offline_voice(work.provider)),
     )
+
+
+def is_offline_voice(provider_name: str) -> bool:
+    """The offline provider matches pitch and pace with a local synthesiser; it clones nothing."""
+    return provider_name == "offline"
 
 
 def avatar_panel(persona: WritingPersona, *, consented: set[str] | None = None, jobs: dict | None = None) -> MediaPanel:
@@ -375,6 +390,7 @@ def avatar_panel(persona: WritingPersona, *, consented: set[str] | None = None, 
         sample_present=photo_ready,
     )
     provider = settings.AVATAR_PROVIDER
+    shown = state in {"ready", "approved", "candidate"}
     return MediaPanel(
         Capability.AVATAR,
         state,
@@ -387,7 +403,31 @@ def avatar_panel(persona: WritingPersona, *, consented: set[str] | None = None, 
         cost=pipeline.avatar_cost(provider, pipeline.estimate_seconds_for_text(pipeline.PREVIEW_LINE)),
         included=True,
         approved_at=persona.avatar_approved_at,
+        preview_voice=_narration_voice(persona, _job_of_avatar_in_use(persona, work)) if shown else "",
+        candidate_preview_voice=_narration_voice(persona, work) if state == "candidate" else "",
     )
+
+
+def _job_of_avatar_in_use(persona: WritingPersona, newest: MediaJob | None) -> MediaJob | None:
+    """The creation job whose video is the persona's avatar preview (the newest job, unless a
+    newer avatar was discarded or is waiting for approval)."""
+    preview = persona.avatar_preview.name
+    if not preview:
+        return None
+    if newest is not None and newest.result.get("preview_file") == preview:
+        return newest
+    jobs = persona.jobs.filter(kind=JobKind.AVATAR_CREATE, status=JobStatus.SUCCEEDED)
+    return jobs.filter(result__preview_file=preview).first()
+
+
+def _narration_voice(persona: WritingPersona, job: MediaJob | None) -> str:
+    """Which voice an avatar job's video speaks in, from what the job recorded when it spoke."""
+    used_persona_voice = job.params.get("used_persona_voice") if job else None
+    if used_persona_voice is None:
+        return ""
+    if not used_persona_voice:
+        return "standard"
+    return "offline_match" if is_offline_voice(persona.voice_provider) else "persona"
 
 
 # --- Voice actions ---------------------------------------------------------------------------
@@ -471,6 +511,9 @@ def recreate_avatar(*, persona: WritingPersona) -> MediaJob:
     check = pipeline.latest_job(persona, JobKind.PHOTO_CHECK)
     if check and check.status == JobStatus.SUCCEEDED and check.result.get("photo_file"):
         return pipeline.start_avatar_creation(persona=persona, check_job=check)
+    if not persona.avatar_image or not persona.avatar_portrait.name:
+        # The pipeline's own refusal is worded for the operator.
+        raise PipelineError("There is no photo to create your avatar from; please upload one.")
     return pipeline.recreate_avatar(persona=persona)
 
 
@@ -480,13 +523,27 @@ def recreate_avatar(*, persona: WritingPersona) -> MediaJob:
 USAGE_LABELS = {"voice_clone": "Voice cloning", "voice_synthesis": "Speech", "avatar_video": "Avatar video"}
 
 
+def included_usage_kinds(features: dict) -> set[str]:
+    """Usage the plan pays for: what the wizard tells the user is included."""
+    return {"voice_clone"} if features["voice_clone_included"] else set()
+
+
 def persona_costs(persona: WritingPersona) -> dict:
-    """Spend per (kind, provider), and their total: the groups are few, so no second query."""
+    """Spend per (kind, provider): what the plan includes and what the user pays (the groups are
+    few, so no second query). `total` is what the user pays."""
+    subscription = persona.user.subscription
+    included_kinds = included_usage_kinds(subscription.features)
     usage = UsageRecord.objects.filter(persona=persona)
     rows = list(usage.values("kind", "provider").annotate(total=Sum("cost_usd")).order_by("kind", "provider"))
     for row in rows:
         row["label"] = USAGE_LABELS.get(row["kind"], row["kind"].replace("_", " ").capitalize())
-    return {"total": sum((row["total"] for row in rows), Decimal("0")), "rows": rows}
+        row["included"] = row["kind"] in included_kinds
+    return {
+        "total": sum((row["total"] for row in rows if not row["included"]), Decimal("0")),
+        "included_total": sum((row["total"] for row in rows if row["included"]), Decimal("0")),
+        "plan": subscription.get_tier_display(),
+        "rows": rows,
+    }
 
 
 def approval_blockers(persona: WritingPersona, voice: MediaPanel, avatar: MediaPanel) -> list[str]:

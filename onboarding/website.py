@@ -4,19 +4,26 @@ The server fetches an address the user typed, so it refuses private and loopback
 checks every redirect hop itself (a public page could otherwise redirect to an internal one).
 The address is checked again on the connected socket, before a byte is sent: a name that
 resolves to a public address for the check and to an internal one for the connection (DNS
-rebinding) is refused too."""
+rebinding) is refused too.
 
+The whole fetch, redirects and body included, has one deadline: a server that sends a byte now
+and then never trips the per-read timeout, so at the deadline the sockets are shut down."""
+
+import contextvars
 import ipaddress
 import socket
+import threading
+import time
 from html.parser import HTMLParser
 from urllib.parse import urljoin, urlsplit
 
 import requests
+from django.conf import settings
 from requests.adapters import HTTPAdapter
 from urllib3.connection import HTTPConnection, HTTPSConnection
 from urllib3.connectionpool import HTTPConnectionPool, HTTPSConnectionPool
 
-FETCH_TIMEOUT = (5.0, 10.0)  # connect, read
+FETCH_TIMEOUT = (5.0, 10.0)  # connect, read (each; WEBSITE_FETCH_DEADLINE_SECONDS bounds the whole fetch)
 MAX_BYTES = 2 * 1024 * 1024
 MAX_REDIRECTS = 3
 MAX_TEXT_CHARS = 20_000
@@ -24,8 +31,68 @@ INVISIBLE_TAGS = frozenset({"script", "style", "noscript", "template", "svg", "h
 BLOCK_TAGS = frozenset({"p", "div", "br", "li", "h1", "h2", "h3", "h4", "h5", "h6", "section", "article", "tr"})
 
 
+TOO_SLOW = "Your website took too long to send its page. Try again, or leave the address empty."
+
+
 class WebsiteError(Exception):
     """The website could not be read; the message says why in words the user can act on."""
+
+
+class _Deadline:
+    """One fetch's total time. Every socket the fetch opens is registered; when the time is up
+    they are shut down, which ends any read blocked on them (the fetch then reports TOO_SLOW)."""
+
+    def __init__(self, seconds: float):
+        self.ends = time.monotonic() + seconds
+        self.expired = False
+        self._sockets: list[socket.socket] = []
+        self._lock = threading.Lock()
+        self._timer = threading.Timer(seconds, self._expire)
+        self._timer.daemon = True
+
+    def __enter__(self):
+        self._token = _current_deadline.set(self)
+        self._timer.start()
+        return self
+
+    def __exit__(self, *exc):
+        self._timer.cancel()
+        _current_deadline.reset(self._token)
+
+    @property
+    def passed(self) -> bool:
+        return self.expired or time.monotonic() >= self.ends
+
+    def timeout(self) -> tuple[float, float]:
+        """The per-hop (connect, read) timeout, never past the deadline."""
+        left = max(0.01, self.ends - time.monotonic())
+        return min(FETCH_TIMEOUT[0], left), min(FETCH_TIMEOUT[1], left)
+
+    def check(self) -> None:
+        if self.passed:
+            raise WebsiteError(TOO_SLOW)
+
+    def watch(self, sock: socket.socket) -> None:
+        with self._lock:
+            self._sockets.append(sock)
+            if self.expired:
+                _shut(sock)
+
+    def _expire(self) -> None:
+        with self._lock:
+            self.expired = True
+            for sock in self._sockets:
+                _shut(sock)
+
+
+def _shut(sock: socket.socket) -> None:
+    try:
+        sock.shutdown(socket.SHUT_RDWR)
+    except OSError:
+        pass  # already closed
+
+
+_current_deadline: contextvars.ContextVar[_Deadline | None] = contextvars.ContextVar("website_deadline", default=None)
 
 
 class VisibleTextParser(HTMLParser):
@@ -74,6 +141,9 @@ class _PublicOnly:
         except WebsiteError:
             sock.close()
             raise
+        deadline = _current_deadline.get()
+        if deadline is not None:
+            deadline.watch(sock)
         return sock
 
 
@@ -112,12 +182,13 @@ def ensure_public_host(url: str) -> None:
         _refuse_internal(host, address)
 
 
-def _get(session: requests.Session, url: str) -> requests.Response:
+def _get(session: requests.Session, url: str, deadline: _Deadline) -> requests.Response:
     ensure_public_host(url)
+    deadline.check()
     try:
         response = session.get(
             url,
-            timeout=FETCH_TIMEOUT,
+            timeout=deadline.timeout(),
             allow_redirects=False,
             stream=True,
             headers={"User-Agent": "ALwrityPersona/1.0 (+style analysis)", "Accept": "text/html"},
@@ -131,24 +202,36 @@ def _get(session: requests.Session, url: str) -> requests.Response:
 
 def _read_limited(response: requests.Response) -> str:
     chunks, size = [], 0
-    for chunk in response.iter_content(64 * 1024):
-        size += len(chunk)
-        if size > MAX_BYTES:
-            break  # enough text for a style analysis; the rest is usually scripts
-        chunks.append(chunk)
-    response.close()
+    try:
+        for chunk in response.iter_content(64 * 1024):
+            size += len(chunk)
+            if size > MAX_BYTES:
+                break  # enough text for a style analysis; the rest is usually scripts
+            chunks.append(chunk)
+    except requests.RequestException as exc:
+        raise WebsiteError("Your website stopped sending its page. Try again, or leave the address empty.") from exc
+    finally:
+        response.close()
     return b"".join(chunks).decode(response.encoding or "utf-8", errors="replace")
 
 
 def fetch_website_text(url: str) -> str:
     """The visible text of the page at `url`, or WebsiteError with a message for the user."""
-    with _session() as session:
-        return _fetch_text(session, url)
+    with _session() as session, _Deadline(settings.WEBSITE_FETCH_DEADLINE_SECONDS) as deadline:
+        try:
+            text = _fetch_text(session, url, deadline)
+        except WebsiteError as exc:
+            # A read cut short by the deadline fails in whatever way it was cut; say why.
+            if deadline.passed:
+                raise WebsiteError(TOO_SLOW) from exc
+            raise
+        deadline.check()  # a page without a length just ends when its socket is shut down
+        return text
 
 
-def _fetch_text(session: requests.Session, url: str) -> str:
+def _fetch_text(session: requests.Session, url: str, deadline: _Deadline) -> str:
     for _ in range(MAX_REDIRECTS + 1):
-        response = _get(session, url)
+        response = _get(session, url, deadline)
         if response.is_redirect:
             url = urljoin(url, response.headers.get("Location", ""))
             response.close()

@@ -3,6 +3,7 @@ failure and retry, approval, recreation and skipping. Jobs run in the real worke
 
 import pytest
 from django.core.files.storage import default_storage
+from django.utils.html import escape
 
 from media_pipeline.models import JobKind, JobStatus
 from media_pipeline.providers.base import ProviderError
@@ -94,6 +95,14 @@ def test_missing_consent(owner_client, persona, upload):
         (lambda: photo_factory.astronaut(400), "its shorter side must be at least 512 px"),
         (lambda: photo_factory.blurred(photo_factory.astronaut(), 8), "blurry"),
         (lambda: photo_factory.scaled_brightness(photo_factory.astronaut(), 0.2), "too dark"),
+        (
+            lambda: photo_factory.scaled_brightness(photo_factory.astronaut(), 1.6),
+            "The photo is too bright; avoid direct sun or flash on your face.",
+        ),
+        (
+            lambda: photo_factory.astronaut(900),
+            "Your face is 171 px tall; it must be at least 200 px: use a closer or larger photo.",
+        ),
     ],
 )
 def test_photo_problems_are_shown_and_block_creation(owner_client, persona, upload, run_jobs, act, make_image, message):
@@ -103,9 +112,61 @@ def test_photo_problems_are_shown_and_block_creation(owner_client, persona, uplo
     page = avatar_section(owner_client, persona)
     assert 'data-state="invalid"' in page and message in page
     assert "Create my avatar" not in page and "Use this photo anyway" not in page
-    page = act("avatar_create", persona, latest(persona, JobKind.PHOTO_CHECK).pk)
-    assert "This photo cannot be used" in page
+    check = latest(persona, JobKind.PHOTO_CHECK)
+    errors = " ".join(c["message"] for c in check.result["report"]["errors"])
+    assert message in errors and not check.result.get("photo_file")
+    page = act("avatar_create", persona, check.pk)
+    assert f'<p class="errorlist" role="alert">{escape("This photo cannot be used: " + errors)}</p>' in page
     assert latest(persona, JobKind.AVATAR_CREATE) is None
+
+
+def test_a_soft_photo_can_be_used_anyway(owner_client, persona, upload, run_jobs, act):
+    upload(persona, photo_factory.blurred(photo_factory.astronaut(), 1.5))
+    run_jobs()
+    page = avatar_section(owner_client, persona)
+    assert 'data-state="warnings"' in page and "Usable, with warnings" in page
+    warning = '<li class="warning" data-check="sharpness" data-level="warning">'
+    assert warning + "The photo is a little soft; a sharper photo gives a better avatar.</li>" in page
+    assert "Use this photo anyway" in page and "Create my avatar" not in page
+    page = act("avatar_create", persona, latest(persona, JobKind.PHOTO_CHECK).pk)
+    assert 'data-state="training"' in page
+    run_jobs()
+    assert 'data-state="ready"' in avatar_section(owner_client, persona)
+
+
+def test_the_caption_says_which_voice_the_avatar_preview_speaks_in(owner_client, persona, upload, run_jobs, act):
+    create(persona, upload, run_jobs, act)
+    run_jobs()
+    made = latest(persona, JobKind.AVATAR_CREATE)
+    assert made.params["used_persona_voice"] is False
+    # The voice becomes ready after the avatar was made: its preview still speaks the standard voice.
+    persona.refresh_from_db()
+    persona.voice_training_status, persona.voice_id, persona.voice_provider = "ready", "alw1xvoice7", "offline"
+    persona.save()
+    page = avatar_section(owner_client, persona)
+    assert (
+        'data-avatar-voice="standard">Your avatar, speaking in a standard voice '
+        "(it was made before your own voice was ready: recreate it to hear your voice):"
+    ) in page
+    assert "in your voice" not in page
+    # Recreated now, it speaks in the persona voice (here the offline voice match).
+    act("avatar_recreate", persona)
+    run_jobs()
+    remade = latest(persona, JobKind.AVATAR_CREATE)
+    assert remade.status == JobStatus.SUCCEEDED and remade.params["used_persona_voice"] is True
+    page = avatar_section(owner_client, persona)
+    assert 'data-avatar-voice="offline_match">Your avatar, speaking in your offline voice match:' in page
+    preview = owner_client.get(url("preview", persona)).content.decode()
+    assert '<p data-avatar-voice="offline_match">Your avatar, speaking in your offline voice match.</p>' in preview
+    # A cloned persona voice is "your voice".
+    persona.refresh_from_db()
+    persona.voice_provider = "minimax"
+    persona.save()
+    assert 'data-avatar-voice="persona">Your avatar, speaking in your voice:' in avatar_section(owner_client, persona)
+    # When the job did not record its voice, the caption makes no claim about it.
+    remade.params.pop("used_persona_voice")
+    remade.save()
+    assert 'data-avatar-voice="">Your avatar:' in avatar_section(owner_client, persona)
 
 
 def create(persona, upload, run_jobs, act, image=None):
@@ -129,7 +190,7 @@ def test_creation_shows_progress_then_preview_then_approval(owner_client, person
     assert 'data-state="ready"' in page and POLLING not in page
     assert f"/media/persona/{persona.pk}/avatar-preview/" in page
     # GTTS is off in tests and no voice is trained: the avatar speaks with the offline voice.
-    assert "in a standard voice" in page
+    assert 'data-avatar-voice="standard">Your avatar, speaking in a standard voice until your own is ready:' in page
     page = act("avatar_approve", persona)
     assert 'data-state="approved"' in page
     persona.refresh_from_db()

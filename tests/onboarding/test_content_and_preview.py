@@ -136,24 +136,53 @@ def test_a_failed_analysis_shows_why_and_can_be_retried(
 # --- Step 7 ------------------------------------------------------------------------------------
 
 
+def usage(persona, kind, cost, key, provider="minimax"):
+    UsageRecord.objects.create(
+        user=persona.user, persona=persona, kind=kind, provider=provider, cost_usd=Decimal(cost), idempotency_key=key
+    )
+
+
+def costs_section(page: str) -> str:
+    return page.split('id="costs"')[1].split("</section>")[0]
+
+
 def test_preview_lists_costs_and_what_is_missing(owner_client, persona):
-    for key, cost in (("a", "0.75"), ("b", "0.15")):
-        UsageRecord.objects.create(
-            user=persona.user,
-            persona=persona,
-            kind="voice_clone",
-            provider="minimax",
-            cost_usd=Decimal(cost),
-            idempotency_key=key,
-        )
+    usage(persona, "voice_synthesis", "0.10", "a")
+    usage(persona, "voice_synthesis", "0.05", "b")
     UsageRecord.objects.create(user=persona.user, kind="other", provider="x", cost_usd=5, idempotency_key="c")
     page = owner_client.get(url("preview", persona)).content.decode()
-    assert "data-total-cost>$0.90<" in page and "<td>Voice cloning</td>" in page
+    assert "data-total-cost>$0.15<" in page and "<td>Speech</td>" in page
     assert "Approve or skip your voice first." in page and "Approve or skip your avatar first." in page
     response = owner_client.post(url("approve", persona))
     assert response.status_code == 200 and "Approve or skip your voice first." in response.content.decode()
     persona.refresh_from_db()
     assert persona.approved_at is None
+
+
+@pytest.mark.parametrize("tier", [Tier.PRO, Tier.ENTERPRISE])
+def test_voice_cloning_is_shown_as_included_on_pro_and_enterprise(client, tier):
+    user = make_user("paid", tier)
+    persona = WritingPersona.objects.create(user=user, name="Paid", analysed_at=timezone.now())
+    usage(persona, "voice_clone", "0.75", "clone")
+    usage(persona, "avatar_video", "0.30", "video", provider="wavespeed")
+    client.force_login(user)
+    costs = costs_section(client.get(url("preview", persona)).content.decode())
+    plan = tier.label
+    assert f"<td>$0.75 — included in your {plan} plan</td>" in costs
+    assert "<td>Avatar video</td><td>wavespeed</td><td>$0.30</td>" in costs
+    assert "Total you pay: <span data-total-cost>$0.30</span>" in costs
+    assert f"(plus $0.75 included in your {plan} plan)" in costs
+
+
+def test_basic_pays_for_voice_cloning(client):
+    user = make_user("basic", Tier.BASIC)
+    persona = WritingPersona.objects.create(user=user, name="Basic", analysed_at=timezone.now())
+    usage(persona, "voice_clone", "0.75", "clone")
+    client.force_login(user)
+    costs = costs_section(client.get(url("preview", persona)).content.decode())
+    assert "<td>Voice cloning</td><td>minimax</td><td>$0.75</td>" in costs
+    assert "Total you pay: <span data-total-cost>$0.75</span>" in costs
+    assert "included" not in costs
 
 
 def test_approving_the_persona_stores_the_time_and_goes_to_the_dashboard(owner_client, persona):

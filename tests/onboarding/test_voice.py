@@ -1,11 +1,14 @@
 """Step 6, voice: tier gates, upload errors, the worker's quality report, training with live
 progress, failure and retry, approval, retraining and skipping. Jobs run in the real worker."""
 
+import re
+
 import pytest
 from django.contrib.auth.models import User
 from django.core.files.storage import default_storage
 from django.core.files.uploadedfile import SimpleUploadedFile
 from django.urls import reverse
+from django.utils.html import escape
 
 from media_pipeline.models import JobKind, JobStatus, MediaAsset, MediaJob, UsageRecord
 from media_pipeline.providers.base import ProviderError
@@ -212,32 +215,63 @@ def test_upload_shows_checking_then_the_report(owner_client, persona, upload, ru
     assert 'data-state="checked"' in page and POLLING not in page
     for label in ("Duration", "Loudness", "Background noise", "Clipping", "Speech"):
         assert label in page
-    assert "Your sample is 1 min 10 s." in page or "Your sample is" in page
+    assert 'data-check="duration" data-level="ok">Your sample is 1 min 10 s.</li>' in page
     assert "Train my voice" in page
 
 
 @pytest.mark.parametrize(
-    ("make_sample", "message"),
+    ("make_sample", "check", "message"),
     [
-        (lambda: media_factory.silence_wav(15), "The recording is silent."),
-        (lambda: media_factory.speech_wav(5), "it must be at least 10 s"),
-        (lambda: media_factory.speech_wav(40, noise_db=5), "There is too much background noise"),
-        (lambda: media_factory.speech_wav(40, clip=True), "of the sample is clipped"),
-        (lambda: media_factory.truncated(b"RIFF....WAVEfmt not really audio", 1), ""),
+        (
+            lambda: media_factory.silence_wav(15),
+            "silence",
+            "The recording is silent. Check that the right microphone is selected and record again.",
+        ),
+        (
+            lambda: media_factory.speech_wav(5),
+            "duration",
+            "Your sample is 5 s; it must be at least 10 s. Record 1-3 minutes of your voice.",
+        ),
+        (
+            lambda: media_factory.speech_wav(40, noise_db=5),
+            "noise",
+            re.compile(
+                r"There is too much background noise \(signal-to-noise \d+ dB\)\. "
+                r"Record in a quiet room, away from fans and traffic\."
+            ),
+        ),
+        (
+            lambda: media_factory.speech_wav(40, clip=True),
+            "clipping",
+            re.compile(
+                r"About \d+(\.\d)?% of the sample is clipped \(too loud for the microphone\): "
+                r"move away from the microphone or lower the input level\."
+            ),
+        ),
+        (
+            lambda: media_factory.truncated(b"RIFF....WAVEfmt not really audio", 1),
+            "unreadable",
+            "We could not read this file as audio; it may be damaged. Export or record it again.",
+        ),
     ],
 )
-def test_errors_are_shown_and_block_training(owner_client, persona, upload, run_jobs, act, make_sample, message):
+def test_errors_are_shown_and_block_training(owner_client, persona, upload, run_jobs, act, make_sample, check, message):
     upload(persona, make_sample())
     run_jobs()
     page = voice_section(owner_client, persona)
     assert 'data-state="invalid"' in page
-    assert message in page
-    assert 'data-level="error"' in page or "could not" in page.lower()
+    shown = re.search(f'<li class="error" data-check="{check}" data-level="error">([^<]*)</li>', page)
+    assert shown, page
+    if isinstance(message, str):
+        assert shown[1] == escape(message)
+    else:
+        assert message.fullmatch(shown[1])
     assert "Use this sample anyway" not in page and "Train my voice" not in page
-    check = latest(persona, JobKind.SAMPLE_CHECK)
-    page = act("voice_train", persona, check.pk, data={"accept_warnings": "on"})
+    check_job = latest(persona, JobKind.SAMPLE_CHECK)
+    errors = " ".join(c["message"] for c in check_job.result["report"]["errors"])
+    page = act("voice_train", persona, check_job.pk, data={"accept_warnings": "on"})
     assert latest(persona, JobKind.VOICE_CLONE) is None
-    assert 'role="alert"' in page
+    assert f'<p class="errorlist" role="alert">{escape("This sample cannot be used: " + errors)}</p>' in page
 
 
 def test_warnings_offer_use_anyway(owner_client, persona, upload, run_jobs, act):
@@ -302,12 +336,43 @@ def test_retraining_keeps_the_approved_voice_until_the_new_one_is_approved(
     clone = latest(persona, JobKind.VOICE_CLONE)
     assert 'data-state="candidate"' in page
     assert f"/media/job/{clone.pk}/preview/" in page
+    assert "New voice (an offline voice match):" in page
     persona.refresh_from_db()
     assert persona.voice_id == first_voice
     page = act("voice_approve", persona)
     assert 'data-state="approved"' in page
     persona.refresh_from_db()
     assert persona.voice_id == clone.result["voice_id"] != first_voice
+
+
+def test_the_offline_voice_is_called_a_voice_match_not_a_clone(owner_client, persona, upload, run_jobs, act):
+    train(persona, act, upload, run_jobs)
+    run_jobs()
+    page = voice_section(owner_client, persona)
+    assert (
+        'data-voice-kind="offline_match">This is your offline voice match: a local voice tuned to your pitch and pace:'
+        in page
+    )
+    assert "cloned voice" not in page
+    act("voice_approve", persona)
+    preview = owner_client.get(url("preview", persona)).content.decode()
+    assert (
+        '<p data-voice-kind="offline_match">Your offline voice match: a local voice tuned to your pitch and pace.</p>'
+        in (preview)
+    )
+    assert "cloned voice" not in preview
+
+
+def test_a_voice_cloned_by_the_voice_service_is_called_cloned(owner_client, persona, settings):
+    settings.VOICE_PROVIDER = "minimax"
+    persona.voice_training_status, persona.voice_id, persona.voice_provider = TrainingStatus.READY, "alw1x7", "minimax"
+    persona.voice_approved_at = persona.analysed_at
+    persona.save()
+    page = voice_section(owner_client, persona)
+    assert 'data-state="approved"' in page
+    assert '<p data-voice-kind="clone">This is your cloned voice:' in page and "offline voice match" not in page
+    preview = owner_client.get(url("preview", persona)).content.decode()
+    assert '<p data-voice-kind="clone">Your cloned voice.</p>' in preview and "offline voice match" not in preview
 
 
 def test_keeping_the_current_voice_discards_the_retrained_one(owner_client, persona, upload, run_jobs, act):
@@ -408,7 +473,8 @@ def test_a_sentence_of_the_users_choice_is_spoken_by_a_voice_sample_job(
     assert job.status == JobStatus.QUEUED
     assert job.params["segments"] == ["Welcome to my weekly letter."] and job.params["use_persona_voice"]
     page = act("voice_sentence", persona, data={"text": "And another."})
-    assert "Your last sentence is still being spoken" in page and voice_samples(persona).count() == 1
+    assert '<p class="errorlist" role="alert">Your last sentence is still being spoken; wait a moment.</p>' in page
+    assert voice_samples(persona).count() == 1
     run_jobs()
     job.refresh_from_db()
     assert job.status == JobStatus.SUCCEEDED
