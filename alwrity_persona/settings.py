@@ -242,6 +242,13 @@ MINIMAX_ASYNC_POLL_SECONDS = 2.0  # the query endpoint allows 10 per second
 MINIMAX_ASYNC_MAX_WAIT_SECONDS = 600
 PROVIDER_POLL_SECONDS = 5
 JOB_DEADLINE_SECONDS = {"voice_clone": 900, "avatar_create": 1800, "render": 3600}
+# When a render is submitted its job's deadline grows by this many seconds per second of media
+# (by model id, else provider name): WaveSpeed takes 10-30 s of wall time per second of video.
+RENDER_SECONDS_PER_MEDIA_SECOND = {
+    "wavespeed-ai/hunyuan-avatar": 30,
+    "wavespeed-ai/infinitetalk": 30,
+    "default": 5,
+}
 JOB_LEASE_SECONDS = 120
 
 # --- Prices (USD) and tiers -----------------------------------------------------------------

@@ -7,7 +7,7 @@ from datetime import timedelta
 from django.core.files.storage import default_storage
 from django.utils import timezone
 
-from media_pipeline.models import ACTIVE_JOB_STATUSES, JobKind, MediaAsset, MediaJob
+from media_pipeline.models import ACTIVE_JOB_STATUSES, JobKind, JobStatus, MediaAsset, MediaJob
 from personas.models import WritingPersona
 
 PERSONA_FILE_FIELDS = [
@@ -18,7 +18,7 @@ PERSONA_FILE_FIELDS = [
     "avatar_preview",
     "avatar_background_image",
 ]
-JOB_FILE_KEYS = ["preview_file", "photo_file", "portrait_file"]
+JOB_FILE_KEYS = ["preview_file", "photo_file", "portrait_file", "narration_file"]
 
 
 def all_stored_files(folder: str = "") -> list[str]:
@@ -32,15 +32,22 @@ def all_stored_files(folder: str = "") -> list[str]:
 
 
 def referenced_files(*, since) -> set[str]:
-    """Files some row still needs: persona media, library assets, and jobs younger than `since`."""
+    """Files some row still needs: persona media, library assets, jobs younger than `since` or
+    still running, and a retrained voice or recreated avatar waiting for the user's decision
+    (however long the user takes)."""
     names = set()
     for row in WritingPersona.objects.values_list(*PERSONA_FILE_FIELDS):
         names.update(row)
     names.update(MediaAsset.objects.values_list("file", flat=True))
-    recent_jobs = MediaJob.objects.filter(created_at__gte=since) | MediaJob.objects.filter(
-        status__in=ACTIVE_JOB_STATUSES
+    jobs = (
+        MediaJob.objects.filter(created_at__gte=since)
+        | MediaJob.objects.filter(status__in=ACTIVE_JOB_STATUSES)
+        | MediaJob.objects.filter(status=JobStatus.SUCCEEDED, result__candidate=True)
     )
-    for input_file, params, result in recent_jobs.values_list("input_file", "params", "result"):
+    for created_at, input_file, params, result in jobs.values_list("created_at", "input_file", "params", "result"):
+        decided = result.get("approved") or result.get("discarded")
+        if created_at < since and result.get("candidate") and decided:
+            continue  # an old candidate the user already decided on; its kept files are the persona's
         names.add(input_file)
         names.update(str(d.get(k, "")) for d in (params, result) for k in JOB_FILE_KEYS)
     names.discard("")

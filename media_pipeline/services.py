@@ -3,7 +3,10 @@ job state or usage rows.
 
 A job moves queued -> running -> (waiting_provider -> running)* -> succeeded | failed | cancelled.
 A worker claims a job with a conditional UPDATE and holds a lease; the sweeper re-queues jobs
-whose lease ran out (the worker died) and fails jobs past their deadline."""
+whose lease ran out (the worker died) and fails jobs past their deadline. Every later status
+change is conditional too (only while the job is still running and still this step's), so a job
+the user cancelled, the sweeper failed or the user deleted is never overwritten: the worker stops
+and undoes what its step made (`JobLost`)."""
 
 import logging
 import math
@@ -21,11 +24,12 @@ from django.core.files.storage import default_storage
 from django.db import IntegrityError, connections, router, transaction
 from django.db.models import F
 from django.utils import timezone
+from django.utils.module_loading import import_string
 
 from media_pipeline.models import ACTIVE_JOB_STATUSES, JobKind, JobStatus, MediaJob, UsageRecord
-from media_pipeline.providers import get_avatar_provider, get_voice_provider
-from media_pipeline.providers.base import ProviderError
-from media_pipeline.storage import delete_file, local_copy
+from media_pipeline.providers import AVATAR_PROVIDERS, get_avatar_provider, get_voice_provider
+from media_pipeline.providers.base import ProviderError, SynthesisResult
+from media_pipeline.storage import delete_file, local_copy, read_bytes
 from personas.models import TrainingStatus, WritingPersona
 
 log = logging.getLogger(__name__)
@@ -40,6 +44,11 @@ CENT = Decimal("0.0001")
 
 class PipelineError(Exception):
     """A user-facing refusal: the message says what to do."""
+
+
+class JobLost(Exception):
+    """The job is no longer this worker's to finish: cancelled, failed by the sweeper at its
+    deadline, deleted, or taken over by another worker after this one's lease ran out."""
 
 
 # --- Costs: the same code gives the estimate before and the charge after -------------------
@@ -150,20 +159,27 @@ def create_job(
 
 
 def enqueue_job(job: MediaJob, *, delay_seconds: float = 0) -> None:
-    """Enqueue after the surrounding transaction commits, so the worker sees the row."""
+    """Enqueue after the surrounding transaction commits, so the worker sees the row. The task
+    carries the job's step token: only one task queued for a step can claim it."""
     from media_pipeline.tasks import run_job
+
+    job_id, step_token = job.pk, job.step_token
 
     def _enqueue():
         task = run_job
         if delay_seconds:
             task = run_job.using(run_after=timezone.now() + timedelta(seconds=delay_seconds))
-        task.enqueue(job.pk)
+        task.enqueue(job_id, step_token)
 
     transaction.on_commit(_enqueue)
 
 
-def claim_job(job_id: int) -> MediaJob | None:
-    """Take the lease on a runnable job. Returns None if another worker holds it or it is done.
+def claim_job(job_id: int, step_token: int | None = None) -> MediaJob | None:
+    """Take the lease on a runnable job. Returns None if another worker holds it, it is done, or
+    (given the token its task was queued with) another task already took this step.
+
+    `attempts` counts tries, not steps: a claim from waiting_provider (a poll) is not a new try;
+    a claim after a retry or a dead worker's lease is.
 
     One conditional UPDATE ... RETURNING both claims the row and reads it back (the ORM's update()
     returns only a count, and a re-SELECT would cost a second round trip on every step, polls
@@ -177,11 +193,16 @@ def claim_job(job_id: int) -> MediaJob | None:
     table = ops.quote_name(MediaJob._meta.db_table)
     sql = (
         f"UPDATE {table} SET status = %s, lease_expires_at = %s, heartbeat_at = %s, "
-        "attempts = attempts + 1, started_at = COALESCE(started_at, %s) "
-        "WHERE id = %s AND (status IN (%s, %s) OR (status = %s AND lease_expires_at < %s)) RETURNING *"
+        "attempts = attempts + CASE WHEN status = %s THEN 0 ELSE 1 END, step_token = step_token + 1, "
+        "started_at = COALESCE(started_at, %s) "
+        "WHERE id = %s AND (status IN (%s, %s) OR (status = %s AND lease_expires_at < %s))"
     )
-    params = [JobStatus.RUNNING, lease, stamp, stamp, job_id]
+    params = [JobStatus.RUNNING, lease, stamp, JobStatus.WAITING_PROVIDER, stamp, job_id]
     params += [JobStatus.QUEUED, JobStatus.WAITING_PROVIDER, JobStatus.RUNNING, stamp]
+    if step_token is not None:
+        sql += " AND step_token = %s"
+        params.append(step_token)
+    sql += " RETURNING *"
     claimed = list(MediaJob.objects.raw(sql, params).using(db))
     return claimed[0] if claimed else None
 
@@ -191,7 +212,9 @@ def load_owner(job: MediaJob) -> MediaJob:
     if job.persona_id is None:
         job.user = get_user_model().objects.select_related("subscription").get(pk=job.user_id)
         return job
-    persona = WritingPersona.objects.select_related("user__subscription").get(pk=job.persona_id)
+    persona = WritingPersona.objects.select_related("user__subscription").filter(pk=job.persona_id).first()
+    if persona is None:
+        raise JobLost  # deleted with everything of its user (the job row went with it)
     job.persona = persona
     if persona.user_id == job.user_id:
         job.user = persona.user
@@ -223,37 +246,85 @@ def _save_job(job: MediaJob, **fields) -> None:
     job.save(update_fields=list(fields))
 
 
+def _transition(job: MediaJob, statuses, **fields) -> bool:
+    """Write `fields` only while the job is in `statuses` and still at this step's token (one
+    conditional UPDATE). False: it was cancelled, failed, deleted or claimed again meanwhile."""
+    updated = MediaJob.objects.filter(pk=job.pk, status__in=statuses, step_token=job.step_token).update(**fields)
+    if updated:
+        for name, value in fields.items():
+            setattr(job, name, value)
+    return bool(updated)
+
+
+def checkpoint_job(job: MediaJob, **fields) -> None:
+    """Save a running step's progress; raises JobLost when the job is no longer this worker's."""
+    if not _transition(job, [JobStatus.RUNNING], **fields):
+        raise JobLost
+
+
 def succeed_job(job: MediaJob, **result) -> None:
-    job.result.update(result)
-    _save_job(
+    """Raises JobLost (nothing written) if the job is no longer this worker's to finish."""
+    checkpoint_job(
         job,
         status=JobStatus.SUCCEEDED,
         progress=100,
-        result=job.result,
+        result={**job.result, **result},
         finished_at=timezone.now(),
         lease_expires_at=None,
         error="",
     )
 
 
-def fail_job(job: MediaJob, message: str) -> None:
-    _save_job(job, status=JobStatus.FAILED, error=message, finished_at=timezone.now(), lease_expires_at=None)
+def fail_job(job: MediaJob, message: str) -> bool:
+    """False (nothing written) if the job has already ended or was deleted or claimed again."""
+    fields = {"status": JobStatus.FAILED, "error": message, "finished_at": timezone.now(), "lease_expires_at": None}
+    if not _transition(job, ACTIVE_JOB_STATUSES, **fields):
+        return False
     on_job_failed(job)
+    return True
 
 
-def wait_for_provider(job: MediaJob, *, progress: int | None = None, **fields) -> None:
-    """Release the job until the provider's next poll, saving progress and `fields` in one write."""
+def render_deadline(job: MediaJob, media_seconds: float):
+    """The deadline of a job whose render was just submitted: the kind's own time plus the
+    model's wall time per second of media (hosted models take 10-30 s per second of video).
+    Never earlier than the deadline the job already has."""
+    provider_name = job.params.get("avatar_provider") or job.provider
+    model = provider_name
+    if provider_name in AVATAR_PROVIDERS:
+        model_for = getattr(import_string(AVATAR_PROVIDERS[provider_name]), "model_for", None)
+        try:
+            model = model_for(media_seconds) if model_for else provider_name
+        except ProviderError:  # too long for any model: refused before submitting
+            pass
+    factors = settings.RENDER_SECONDS_PER_MEDIA_SECOND
+    factor = factors.get(model, factors.get(provider_name, factors["default"]))
+    base = settings.JOB_DEADLINE_SECONDS.get(job.kind, settings.JOB_DEADLINE_SECONDS["render"])
+    deadline = timezone.now() + timedelta(seconds=base + factor * media_seconds)
+    return max(deadline, job.deadline) if job.deadline else deadline
+
+
+def wait_for_provider(
+    job: MediaJob, *, progress: int | None = None, media_seconds: float | None = None, **fields
+) -> None:
+    """Release the job until the provider's next poll, saving progress and `fields` in one write.
+    `media_seconds`, given when a render was just submitted, sets the deadline that render needs.
+    Raises JobLost (nothing written, nothing queued) if the job is no longer this worker's."""
     if progress is not None:
         fields["progress"] = max(job.progress, min(progress, 100))
-    _save_job(job, status=JobStatus.WAITING_PROVIDER, lease_expires_at=None, heartbeat_at=timezone.now(), **fields)
+    if media_seconds is not None:
+        fields["deadline"] = render_deadline(job, media_seconds)
+    checkpoint_job(job, status=JobStatus.WAITING_PROVIDER, lease_expires_at=None, heartbeat_at=timezone.now(), **fields)
     enqueue_job(job, delay_seconds=settings.PROVIDER_POLL_SECONDS)
 
 
-def retry_later(job: MediaJob, error: str) -> None:
-    """A transient failure: back off exponentially with jitter, then try again."""
+def retry_later(job: MediaJob, error: str) -> bool:
+    """A transient failure: back off exponentially with jitter, then try again. False (nothing
+    queued) if the job is no longer this worker's."""
     delay = min(300, 2**job.attempts) * (0.5 + random.random())
-    _save_job(job, status=JobStatus.QUEUED, error=error, lease_expires_at=None)
+    if not _transition(job, [JobStatus.RUNNING], status=JobStatus.QUEUED, error=error, lease_expires_at=None):
+        return False
     enqueue_job(job, delay_seconds=delay)
+    return True
 
 
 def cancel_job(job: MediaJob) -> bool:
@@ -266,9 +337,9 @@ def cancel_job(job: MediaJob) -> bool:
     return bool(updated)
 
 
-def run_job(job_id: int) -> None:
+def run_job(job_id: int, step_token: int | None = None) -> None:
     """One step of a job (called by the task). Never raises for expected failures."""
-    job = claim_job(job_id)
+    job = claim_job(job_id, step_token)
     if job is None:
         return
     if job.deadline and timezone.now() > job.deadline:
@@ -277,17 +348,39 @@ def run_job(job_id: int) -> None:
     handler = JOB_HANDLERS[job.kind]
     try:
         handler(job)
+        return
+    except JobLost:
+        ended = False
     except ProviderError as exc:
         if _will_retry(job, exc):
             log.warning("job %s: retryable provider error: %s", job.pk, exc.message)
-            retry_later(job, exc.message)
+            ended = retry_later(job, exc.message)
         else:
-            fail_job(job, exc.message)
+            ended = fail_job(job, exc.message)
     except PipelineError as exc:
-        fail_job(job, str(exc))
+        ended = fail_job(job, str(exc))
     except Exception:
         log.exception("job %s crashed", job.pk)
-        fail_job(job, "Something went wrong on our side. Please try again.")
+        ended = fail_job(job, "Something went wrong on our side. Please try again.")
+    if not ended:
+        _abandon(job)
+
+
+def _abandon(job: MediaJob) -> None:
+    """Undo what this step made for a job that is no longer its to finish. A job another worker
+    took over keeps its provider-side state: that worker finishes with it."""
+    status = MediaJob.objects.filter(pk=job.pk).values_list("status", flat=True).first()
+    log.info("job %s is no longer this worker's (%s); stopping", job.pk, status or "deleted")
+    if status in ACTIVE_JOB_STATUSES:
+        return
+    if job.kind == JobKind.VOICE_CLONE:
+        provider = get_voice_provider(job.provider)
+        _delete_provider_samples(provider, job.result.get("provider_uploads", []))
+        voice_id = job.result.get("voice_id")
+        if job.result.get("cloned") and not WritingPersona.objects.filter(voice_id=voice_id).exists():
+            _delete_provider_voice(job.provider, voice_id)
+    if job.kind == JobKind.AVATAR_CREATE:
+        _delete_stored([job.result.get("narration_file")])
 
 
 def _will_retry(job: MediaJob, exc: ProviderError) -> bool:
@@ -299,8 +392,7 @@ def sweep_jobs(*, now=None) -> dict:
     now = now or timezone.now()
     failed = 0
     for job in MediaJob.objects.filter(status__in=ACTIVE_JOB_STATUSES, deadline__lt=now):
-        fail_job(job, "This took too long and was stopped. Please try again.")
-        failed += 1
+        failed += fail_job(job, "This took too long and was stopped. Please try again.")
     stale = MediaJob.objects.filter(status=JobStatus.RUNNING, lease_expires_at__lt=now)
     requeued = 0
     for job in stale:
@@ -393,7 +485,7 @@ def run_voice_clone(job: MediaJob) -> None:
     provider = get_voice_provider(job.provider)
     # The voice id is chosen once and kept, so a retry after a lost reply cannot clone twice.
     if not job.result.get("voice_id"):
-        _save_job(job, result={**job.result, "voice_id": generate_voice_id(persona)})
+        checkpoint_job(job, result={**job.result, "voice_id": generate_voice_id(persona)})
     voice_id = job.result["voice_id"]
     heartbeat(job, 10)
     with local_copy(job.input_file) as path:
@@ -403,8 +495,10 @@ def run_voice_clone(job: MediaJob) -> None:
             raise PipelineError(exc.message) from exc
 
     def remember_upload(file_id: str) -> None:
-        # Saved before cloning, so a lost reply or a dead worker cannot leave the sample behind.
-        _save_job(job, result={**job.result, "provider_uploads": [*job.result.get("provider_uploads", []), file_id]})
+        # Saved before cloning, so a lost reply or a dead worker cannot leave the sample behind
+        # (kept in memory first: if the job was cancelled meanwhile, this worker deletes it).
+        job.result = {**job.result, "provider_uploads": [*job.result.get("provider_uploads", []), file_id]}
+        checkpoint_job(job, result=job.result)
 
     try:
         heartbeat(job, 30)
@@ -413,11 +507,11 @@ def run_voice_clone(job: MediaJob) -> None:
                 provider.clone(prepared.path, voice_id=voice_id, profile=prepared.profile, on_upload=remember_upload)
             except ProviderError as exc:
                 # 2039 = duplicate id: a previous attempt created this voice before its reply was lost.
+                # Any other error ends in a retry or in fail_job, which deletes the uploads.
                 if not (exc.code == 2039 and job.attempts > 1):
-                    if not _will_retry(job, exc):
-                        _delete_provider_samples(provider, job)
                     raise
-            _save_job(job, result={**job.result, "cloned": True, "profile": prepared.profile})
+            job.result = {**job.result, "cloned": True, "profile": prepared.profile}
+            checkpoint_job(job, result=job.result)
     finally:
         prepared.cleanup()
     record_usage(
@@ -448,43 +542,56 @@ def run_voice_clone(job: MediaJob) -> None:
         f"private/voice_previews/preview-{uuid.uuid4().hex}{_audio_ext(preview.mime_type)}",
         ContentFile(preview.audio),
     )
-    _delete_provider_samples(provider, job)
-    with transaction.atomic():
-        persona = WritingPersona.objects.select_for_update().get(pk=persona.pk)
-        now = timezone.now()
-        if persona.voice_approved_at and persona.voice_id:
-            # Retraining: the approved voice stays in use until the candidate is approved.
-            job.result["candidate"] = True
-        else:
-            delete_file(persona.voice_preview)
-            persona.voice_id = voice_id
-            persona.voice_provider = job.provider
-            persona.voice_training_status = TrainingStatus.READY
-            persona.voice_trained_at = now
-            persona.voice_activated_at = now
-            persona.voice_preview.name = preview_name
-            persona.voice_profile = prepared.profile
-        _delete_sample(persona, job)
-        persona.save()
-        succeed_job(job, preview_file=preview_name, voice_id=voice_id, profile=prepared.profile)
+    _delete_provider_samples(provider, job.result.get("provider_uploads", []))
+    try:
+        with transaction.atomic():
+            # Locked and read again: the user may have deleted the voice, or everything, meanwhile.
+            persona = WritingPersona.objects.select_for_update().filter(pk=persona.pk).first()
+            if persona is None:
+                raise JobLost
+            retraining = bool(persona.voice_approved_at and persona.voice_id)
+            # First, so a cancelled job (a deleted voice, withdrawn consent) changes nothing.
+            succeed_job(
+                job,
+                preview_file=preview_name,
+                voice_id=voice_id,
+                profile=prepared.profile,
+                provider_uploads=[],
+                **({"candidate": True} if retraining else {}),
+            )
+            if not retraining:
+                # Retraining keeps the approved voice in use until the candidate is approved.
+                now = timezone.now()
+                delete_file(persona.voice_preview)
+                persona.voice_id = voice_id
+                persona.voice_provider = job.provider
+                persona.voice_training_status = TrainingStatus.READY
+                persona.voice_trained_at = now
+                persona.voice_activated_at = now
+                persona.voice_preview.name = preview_name
+                persona.voice_profile = prepared.profile
+            _delete_sample(persona, job)
+            persona.save()
+    except JobLost:
+        default_storage.delete(preview_name)
+        raise
 
 
-def _delete_provider_samples(provider, job: MediaJob) -> None:
-    """Delete every upload of the sample this job made at the provider (one per attempt)."""
-    for file_id in job.result.get("provider_uploads", []):
+def _delete_provider_samples(provider, file_ids: list[str]) -> None:
+    """Delete every upload of the sample a job made at the provider (one per attempt)."""
+    for file_id in file_ids:
         try:
             provider.delete_sample(file_id)
         except ProviderError as exc:  # already gone, or it expires at the provider
             log.warning("could not delete provider sample %s: %s", file_id, exc.message)
-    if job.result.get("provider_uploads"):
-        _save_job(job, result={**job.result, "provider_uploads": []})
 
 
 def _delete_sample(persona: WritingPersona, job: MediaJob) -> None:
-    """Samples are biometric data: deleted as soon as training succeeds."""
-    if job.input_file:
-        job.input_file.storage.delete(job.input_file.name)
-    if persona.voice_training_audio and persona.voice_training_audio.name == job.input_file.name:
+    """Samples are biometric data: deleted as soon as training succeeds (once that commits)."""
+    name = job.input_file.name
+    if name:
+        transaction.on_commit(lambda: default_storage.delete(name))
+    if persona.voice_training_audio and persona.voice_training_audio.name == name:
         persona.voice_training_audio = ""
     job.input_file = ""
     job.save(update_fields=["input_file"])
@@ -583,8 +690,12 @@ def run_photo_check(job: MediaJob) -> None:
             )
     job.input_file.storage.delete(job.input_file.name)
     job.input_file = ""
-    job.save(update_fields=["input_file"])
-    succeed_job(job, **result)
+    try:
+        checkpoint_job(job, input_file="")
+        succeed_job(job, **result)
+    except JobLost:
+        _delete_stored([result.get("photo_file"), result.get("portrait_file")])
+        raise
 
 
 def start_avatar_creation(*, persona: WritingPersona, check_job: MediaJob, provider: str = "") -> MediaJob:
@@ -691,7 +802,7 @@ def run_avatar_create(job: MediaJob) -> None:
     provider = get_avatar_provider(job.provider)
     if not job.provider_job_id:
         persona = load_owner(job).persona
-        speech, _, _ = speak_for_persona(persona, PREVIEW_LINE, job=job, content_type="preview")
+        speech, job.params["used_persona_voice"] = _preview_narration(job, persona)
         with (
             local_copy(job.params["portrait_file"], suffix=".png") as portrait_path,
             _temp_audio(speech) as audio_path,
@@ -710,20 +821,53 @@ def run_avatar_create(job: MediaJob) -> None:
             "params": {**job.params, "seconds": speech.duration_seconds},
         }
         if ticket.video is None:
-            wait_for_provider(job, progress=40, **started)
+            wait_for_provider(job, progress=40, media_seconds=speech.duration_seconds, **started)
             return
-        _save_job(job, **started)
+        checkpoint_job(job, **started)
         video = ticket.video
     else:
         poll = provider.check_render(job.provider_job_id)
         if poll.status == "failed":
-            fail_job(job, poll.error or "The avatar provider could not create your avatar.")
+            if not fail_job(job, poll.error or "The avatar provider could not create your avatar."):
+                raise JobLost
             return
         if poll.status != "completed":
             wait_for_provider(job, progress=max(40, min(95, poll.progress)))
             return
         video = poll.video
     _complete_avatar(job, video)
+
+
+def _preview_narration(job: MediaJob, persona: WritingPersona) -> tuple[SynthesisResult, bool]:
+    """The avatar preview's narration, synthesized once per job and kept on it until the job
+    ends: a retry (say, after the render upload failed) reuses it instead of paying again.
+    Returns the speech and whether it is in the persona's own voice."""
+    saved = job.result.get("narration_file")
+    if saved and default_storage.exists(saved):
+        speech = SynthesisResult(
+            audio=read_bytes(saved),
+            mime_type=job.result["narration_mime"],
+            duration_seconds=job.result["narration_seconds"],
+            characters=len(PREVIEW_LINE),
+        )
+        return speech, job.result.get("narration_persona_voice", False)
+    speech, _, used_persona = speak_for_persona(persona, PREVIEW_LINE, job=job, content_type="preview")
+    name = default_storage.save(
+        f"private/avatar_previews/narration-{uuid.uuid4().hex}{_audio_ext(speech.mime_type)}",
+        ContentFile(speech.audio),
+    )
+    narration = {
+        "narration_file": name,
+        "narration_mime": speech.mime_type,
+        "narration_seconds": speech.duration_seconds,
+        "narration_persona_voice": used_persona,
+    }
+    try:
+        checkpoint_job(job, result={**job.result, **narration})
+    except JobLost:
+        default_storage.delete(name)
+        raise
+    return speech, used_persona
 
 
 def _avatar_options(persona: WritingPersona) -> dict:
@@ -750,15 +894,29 @@ def _complete_avatar(job: MediaJob, video: bytes) -> None:
     )
     preview_name = default_storage.save(f"private/avatar_previews/avatar-{uuid.uuid4().hex}.mp4", ContentFile(video))
     avatar_id = f"av{job.pk}x{uuid.uuid4().hex[:12]}"
-    with transaction.atomic():
-        # Locked and read again: approving or another job may have changed the avatar meanwhile.
-        persona = WritingPersona.objects.select_for_update().get(pk=job.persona_id)
-        if persona.avatar_approved_at and persona.avatar_id:
-            job.result["candidate"] = True
-        else:
-            _replace_avatar(persona, job, avatar_id, preview_name)
-            persona.save(update_fields=[*AVATAR_FIELDS, "updated_at"])
-        succeed_job(job, preview_file=preview_name, avatar_id=avatar_id)
+    narration = job.result.get("narration_file")
+    try:
+        with transaction.atomic():
+            # Locked and read again: approving, another job or a deletion may have changed it meanwhile.
+            persona = WritingPersona.objects.select_for_update().filter(pk=job.persona_id).first()
+            if persona is None:
+                raise JobLost
+            recreating = bool(persona.avatar_approved_at and persona.avatar_id)
+            # First, so a cancelled job (a deleted avatar, withdrawn consent) changes nothing.
+            succeed_job(
+                job,
+                preview_file=preview_name,
+                avatar_id=avatar_id,
+                narration_file="",
+                **({"candidate": True} if recreating else {}),
+            )
+            if not recreating:
+                _replace_avatar(persona, job, avatar_id, preview_name)
+                persona.save(update_fields=[*AVATAR_FIELDS, "updated_at"])
+    except JobLost:
+        default_storage.delete(preview_name)
+        raise
+    _delete_stored([narration])
 
 
 AVATAR_FIELDS = [
@@ -874,8 +1032,20 @@ class _temp_audio:
 
 
 def on_job_failed(job: MediaJob) -> None:
-    """Keep the persona's seed status true when its training fails or is cancelled."""
-    persona = job.persona
+    """Keep the persona's seed status true when its training fails or is cancelled, and delete
+    what only the unfinished job needed: the sample's uploads at the provider (biometric copies)
+    and a stored avatar narration. Whatever ended the job (an error, the deadline, the user)."""
+    uploads = job.result.get("provider_uploads") or []
+    narration = job.result.get("narration_file")
+    if uploads or narration:
+        job.result = {**job.result, "provider_uploads": [], "narration_file": ""}
+        MediaJob.objects.filter(pk=job.pk).update(result=job.result)
+    if uploads:
+        provider = get_voice_provider(job.provider)
+        transaction.on_commit(lambda: _delete_provider_samples(provider, uploads))
+    if narration:
+        transaction.on_commit(lambda: _delete_stored([narration]))
+    persona = WritingPersona.objects.filter(pk=job.persona_id).first() if job.persona_id else None
     if persona is None:
         return
     if job.kind == JobKind.VOICE_CLONE and not persona.voice_approved_at:

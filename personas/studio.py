@@ -613,7 +613,9 @@ def _render_avatar_video(job: MediaJob, persona: WritingPersona) -> bytes | None
             options=_render_options(job, persona, cues, background_path),
         )
     if ticket.video is None:
-        pipeline.wait_for_provider(job, progress=72, provider_job_id=ticket.provider_job_id)
+        pipeline.wait_for_provider(
+            job, progress=72, provider_job_id=ticket.provider_job_id, media_seconds=job.result["video_seconds"]
+        )
         return None
     job.provider_job_id = ticket.provider_job_id
     job.save(update_fields=["provider_job_id"])

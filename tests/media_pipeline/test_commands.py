@@ -126,3 +126,45 @@ def test_retrain_and_recreate_need_a_target_and_explain_missing_media(persona):
 def test_sweep_jobs_command_reports_counts(db):
     out, _ = run("sweep_jobs")
     assert out.strip() == "requeued 0, failed 0"
+
+
+def test_purge_media_keeps_a_retrain_and_a_recreate_waiting_for_the_users_decision(persona):
+    from django.utils import timezone
+
+    from media_pipeline.models import JobKind, JobStatus, MediaJob
+
+    voice_preview = default_storage.save("private/voice_previews/candidate.wav", ContentFile(b"voice"))
+    photo = default_storage.save("private/avatar_photos/photo.jpg", ContentFile(b"photo"))
+    portrait = default_storage.save("private/avatar_photos/portrait.png", ContentFile(b"portrait"))
+    avatar_preview = default_storage.save("private/avatar_previews/candidate.mp4", ContentFile(b"video"))
+    decided_preview = default_storage.save("private/voice_previews/discarded.wav", ContentFile(b"old"))
+    for name in (voice_preview, photo, portrait, avatar_preview, decided_preview):
+        age(name, 24 * 30)
+    done = {"user": persona.user, "persona": persona, "status": JobStatus.SUCCEEDED}
+    jobs = [
+        MediaJob(
+            **done,
+            kind=JobKind.VOICE_CLONE,
+            provider="offline",
+            result={"candidate": True, "voice_id": "v1", "preview_file": voice_preview},
+        ),
+        MediaJob(
+            **done,
+            kind=JobKind.AVATAR_CREATE,
+            provider="offline",
+            params={"photo_file": photo, "portrait_file": portrait},
+            result={"candidate": True, "preview_file": avatar_preview},
+        ),
+        MediaJob(
+            **done,
+            kind=JobKind.VOICE_CLONE,
+            provider="offline",
+            result={"candidate": True, "discarded": True, "preview_file": decided_preview},
+        ),
+    ]
+    MediaJob.objects.bulk_create(jobs)
+    MediaJob.objects.update(created_at=timezone.now() - timezone.timedelta(days=30))
+
+    out, _ = run("purge_media")
+    assert "deleted 1 file(s)" in out and not default_storage.exists(decided_preview)
+    assert all(default_storage.exists(n) for n in (voice_preview, photo, portrait, avatar_preview))

@@ -91,10 +91,11 @@ def test_claiming_returns_the_row_and_keeps_started_at_of_earlier_attempts(perso
     job = make_job(persona, status=JobStatus.WAITING_PROVIDER, attempts=2, started_at=started, provider_job_id="p1")
     claimed = services.claim_job(job.pk)
     assert claimed.pk == job.pk and claimed.provider_job_id == "p1"
-    assert claimed.status == JobStatus.RUNNING and claimed.attempts == 3 and claimed.started_at == started
+    # A poll of a waiting job is not a new try: attempts stays.
+    assert claimed.status == JobStatus.RUNNING and claimed.attempts == 2 and claimed.started_at == started
     assert claimed.lease_expires_at > timezone.now() and claimed.heartbeat_at is not None
     job.refresh_from_db()
-    assert (job.status, job.attempts, job.lease_expires_at) == (claimed.status, 3, claimed.lease_expires_at)
+    assert (job.status, job.attempts, job.lease_expires_at) == (claimed.status, 2, claimed.lease_expires_at)
 
 
 def test_a_running_job_with_a_live_lease_is_not_claimed_but_an_expired_one_is(persona):
@@ -160,3 +161,84 @@ def test_usage_is_recorded_once_inside_a_transaction_too(persona):
     assert UsageRecord.objects.filter(idempotency_key=key).count() == 1
     job.refresh_from_db()
     assert job.cost_usd == Decimal("0.15") and job.media_seconds == 4
+
+
+def test_a_cancelled_job_is_not_overwritten_by_its_worker(persona, django_capture_on_commit_callbacks):
+    job = services.claim_job(make_job(persona).pk)
+    assert services.cancel_job(MediaJob.objects.get(pk=job.pk))
+    with pytest.raises(services.JobLost):
+        services.succeed_job(job, done=True)
+    with pytest.raises(services.JobLost):
+        services.wait_for_provider(job, progress=50)
+    with django_capture_on_commit_callbacks() as enqueued:
+        assert services.retry_later(job, "busy") is False
+    assert services.fail_job(job, "crashed") is False
+    assert not enqueued
+    job.refresh_from_db()
+    assert job.status == JobStatus.CANCELLED and job.error == "" and job.result == {}
+
+
+def test_a_job_failed_by_the_sweeper_at_its_deadline_stays_failed(persona):
+    job = services.claim_job(make_job(persona, deadline=timezone.now() + timezone.timedelta(minutes=1)).pk)
+    assert services.sweep_jobs(now=timezone.now() + timezone.timedelta(minutes=2)) == {"requeued": 0, "failed": 1}
+    with pytest.raises(services.JobLost):
+        services.succeed_job(job)
+    job.refresh_from_db()
+    assert job.status == JobStatus.FAILED and "too long" in job.error
+
+
+def test_a_worker_whose_lease_ran_out_cannot_finish_a_job_another_worker_claimed(persona):
+    slow = services.claim_job(make_job(persona).pk)
+    MediaJob.objects.filter(pk=slow.pk).update(lease_expires_at=timezone.now() - timezone.timedelta(seconds=1))
+    services.sweep_jobs()
+    fresh = services.claim_job(slow.pk)
+    with pytest.raises(services.JobLost):
+        services.succeed_job(slow)
+    services.succeed_job(fresh)
+    assert MediaJob.objects.get(pk=slow.pk).status == JobStatus.SUCCEEDED
+
+
+def test_a_step_is_claimed_once_by_the_tasks_queued_for_it(persona):
+    job = make_job(persona, status=JobStatus.WAITING_PROVIDER, step_token=3)
+    assert services.claim_job(job.pk, 2) is None  # a task of an earlier step
+    claimed = services.claim_job(job.pk, 3)
+    assert claimed.step_token == 4
+    MediaJob.objects.filter(pk=job.pk).update(status=JobStatus.WAITING_PROVIDER)
+    assert services.claim_job(job.pk, 3) is None  # the same step queued twice
+
+
+def test_polls_are_not_attempts_but_retries_are(persona, django_capture_on_commit_callbacks):
+    job = make_job(persona)
+    for _ in range(10):
+        job = services.claim_job(job.pk)
+        services.wait_for_provider(job, progress=50)
+    assert job.attempts == 1
+    job = services.claim_job(job.pk)
+    assert services.retry_later(job, "busy")
+    assert services.claim_job(job.pk).attempts == 2
+
+
+def test_a_submitted_render_deadline_scales_with_media_seconds_and_model(settings, persona):
+    settings.RENDER_SECONDS_PER_MEDIA_SECOND = {
+        "wavespeed-ai/hunyuan-avatar": 20,
+        "wavespeed-ai/infinitetalk": 30,
+        "default": 2,
+    }
+    now = timezone.now()
+
+    def extra_seconds(provider, seconds):
+        job = make_job(persona, params={"avatar_provider": provider}, deadline=now)
+        job = services.claim_job(job.pk)
+        services.wait_for_provider(job, media_seconds=seconds, provider_job_id="p")
+        job.refresh_from_db()
+        return (job.deadline - now).total_seconds() - settings.JOB_DEADLINE_SECONDS["render"]
+
+    assert extra_seconds("wavespeed", 60) == pytest.approx(20 * 60, abs=5)  # Hunyuan Avatar
+    assert extra_seconds("wavespeed", 300) == pytest.approx(30 * 300, abs=5)  # InfiniteTalk
+    assert extra_seconds("offline", 60) == pytest.approx(2 * 60, abs=5)
+    # Never shortened: a job keeps a later deadline it already has.
+    later = now + timezone.timedelta(days=1)
+    job = services.claim_job(make_job(persona, params={"avatar_provider": "offline"}, deadline=later).pk)
+    services.wait_for_provider(job, media_seconds=1)
+    job.refresh_from_db()
+    assert job.deadline == later

@@ -313,3 +313,291 @@ def test_a_refused_clone_deletes_its_upload_once(settings, persona, on_commit, r
     job.refresh_from_db()
     assert job.status == JobStatus.FAILED
     assert deleted_uploads() == [43] and job.result["provider_uploads"] == []
+
+
+# --- A job that is no longer the worker's: cancelled, failed at its deadline, deleted ---------
+
+
+def stored_under(folder: str) -> list[str]:
+    from media_pipeline.retention import all_stored_files
+
+    return all_stored_files(folder)
+
+
+def minimax_speech() -> dict:
+    mp3 = encode(speech_wav(6), "mp3")
+    return {**OK, "data": {"audio": mp3.hex(), "status": 2}, "extra_info": {"audio_length": 6000}}
+
+
+@responses.activate
+def test_a_voice_clone_cancelled_during_the_clone_call_is_not_made_ready_and_cleans_up(
+    settings, persona, on_commit, run_jobs
+):
+    settings.MINIMAX_API_KEY = "mm-key"
+    check = checked_sample(persona, on_commit, run_jobs, encode(speech_wav(70), "mp3"))
+    job = on_commit(
+        services.start_voice_training, persona=persona, check_job=check, accept_warnings=True, provider="minimax"
+    )
+    responses.post(f"{MINIMAX}/v1/files/upload", json={**OK, "file": {"file_id": 42}})
+
+    def clone_then_user_cancels(request):
+        # The user presses cancel while MiniMax is cloning; the clone itself goes through.
+        assert services.cancel_job(MediaJob.objects.get(pk=job.pk))
+        return 200, {}, json.dumps({**OK, "demo_audio": ""})
+
+    responses.add_callback(responses.POST, f"{MINIMAX}/v1/voice_clone", callback=clone_then_user_cancels)
+    responses.post(f"{MINIMAX}/v1/files/delete", json=OK)
+    responses.post(f"{MINIMAX}/v1/delete_voice", json=OK)
+
+    run_jobs()
+    job.refresh_from_db()
+    persona.refresh_from_db()
+    assert job.status == JobStatus.CANCELLED
+    assert persona.voice_id == "" and persona.voice_training_status == TrainingStatus.FAILED
+    # No preview was paid for or stored; the upload and the new voice are deleted at MiniMax.
+    assert not [c for c in responses.calls if c.request.url.endswith("/v1/t2a_v2")]
+    assert stored_under("private/voice_previews") == []
+    assert set(deleted_uploads()) == {42}
+    deleted_voices = [
+        json.loads(c.request.body)["voice_id"] for c in responses.calls if "delete_voice" in c.request.url
+    ]
+    assert deleted_voices and set(deleted_voices) == {job.result["voice_id"]}
+
+
+def test_a_voice_deleted_while_its_training_runs_does_not_come_back(persona, on_commit, run_jobs, monkeypatch):
+    from media_pipeline.providers.local import OfflineVoiceProvider
+    from personas import services as persona_services
+
+    check = checked_sample(persona, on_commit, run_jobs, encode(speech_wav(70), "mp3"))
+    job = on_commit(services.start_voice_training, persona=persona, check_job=check, accept_warnings=True)
+    real_synthesize = OfflineVoiceProvider.synthesize
+
+    def preview_while_the_user_deletes_the_voice(self, *args, **kwargs):
+        persona_services.delete_voice(persona=WritingPersona.objects.get(pk=persona.pk))
+        return real_synthesize(self, *args, **kwargs)
+
+    monkeypatch.setattr(OfflineVoiceProvider, "synthesize", preview_while_the_user_deletes_the_voice)
+    run_jobs()
+    job.refresh_from_db()
+    persona.refresh_from_db()
+    assert job.status == JobStatus.CANCELLED
+    assert persona.voice_id == "" and persona.voice_training_status == TrainingStatus.NOT_TRAINED
+    assert not persona.voice_preview and stored_under("private/voice_previews") == []
+
+
+def test_everything_deleted_while_an_avatar_renders_leaves_no_rows_or_files(persona, on_commit, run_jobs, monkeypatch):
+    from media_pipeline.providers.local import OfflineAvatarProvider
+    from media_pipeline.retention import all_stored_files
+    from personas import privacy
+
+    check = checked_photo(persona, on_commit, run_jobs)
+    job = on_commit(services.start_avatar_creation, persona=persona, check_job=check)
+    real_render = OfflineAvatarProvider.start_render
+
+    def render_while_the_user_deletes_everything(self, *args, **kwargs):
+        privacy.delete_everything(user=persona.user)
+        return real_render(self, *args, **kwargs)
+
+    monkeypatch.setattr(OfflineAvatarProvider, "start_render", render_while_the_user_deletes_everything)
+    run_jobs()
+    assert not MediaJob.objects.filter(pk=job.pk).exists()
+    assert not WritingPersona.objects.filter(user=persona.user).exists()
+    assert all_stored_files() == []
+
+
+@responses.activate
+def test_an_avatar_cancelled_while_its_render_is_submitted_stays_cancelled(settings, persona, on_commit, run_jobs):
+    settings.WAVESPEED_API_KEY = "ws-key"
+    check = checked_photo(persona, on_commit, run_jobs)
+    job = on_commit(services.start_avatar_creation, persona=persona, check_job=check, provider="wavespeed")
+    upload = {"code": 200, "message": "success", "data": {"type": "x", "download_url": "https://cdn.example/in"}}
+    responses.post(f"{WAVESPEED}/api/v3/media/upload/binary", json=upload)
+
+    def submit_then_user_cancels(request):
+        assert services.cancel_job(MediaJob.objects.get(pk=job.pk))
+        return 200, {}, json.dumps({"code": 200, "data": {"id": "pred5", "status": "created", "outputs": []}})
+
+    responses.add_callback(
+        responses.POST, f"{WAVESPEED}/api/v3/wavespeed-ai/hunyuan-avatar", callback=submit_then_user_cancels
+    )
+    run_jobs()
+    job.refresh_from_db()
+    persona.refresh_from_db()
+    assert job.status == JobStatus.CANCELLED and not job.provider_job_id
+    assert persona.avatar_training_status == TrainingStatus.FAILED and not persona.avatar_id
+    # No poll follows, and the narration kept for a retry is gone.
+    assert not [c for c in responses.calls if "/predictions/" in c.request.url]
+    assert stored_under("private/avatar_previews") == []
+
+
+# --- Provider copies of the sample are deleted however the job ends ---------------------------
+
+
+@responses.activate
+def test_a_failed_preview_deletes_the_samples_provider_upload(settings, persona, on_commit, run_jobs):
+    settings.MINIMAX_API_KEY = "mm-key"
+    check = checked_sample(persona, on_commit, run_jobs, encode(speech_wav(70), "mp3"))
+    job = on_commit(
+        services.start_voice_training, persona=persona, check_job=check, accept_warnings=True, provider="minimax"
+    )
+    responses.post(f"{MINIMAX}/v1/files/upload", json={**OK, "file": {"file_id": 44}})
+    responses.post(f"{MINIMAX}/v1/voice_clone", json={**OK, "demo_audio": ""})
+    refused = {"base_resp": {"status_code": 2013, "status_msg": "invalid params"}}
+    responses.post(f"{MINIMAX}/v1/t2a_v2", json=refused)
+    responses.post(f"{MINIMAX}/v1/files/delete", json=OK)
+
+    run_jobs()
+    job.refresh_from_db()
+    assert job.status == JobStatus.FAILED
+    assert deleted_uploads() == [44] and job.result["provider_uploads"] == []
+
+
+@responses.activate
+def test_a_voice_clone_failed_at_its_deadline_deletes_the_samples_provider_upload(settings, persona, on_commit):
+    settings.MINIMAX_API_KEY = "mm-key"
+    job = MediaJob.objects.create(
+        user=persona.user,
+        persona=persona,
+        kind=JobKind.VOICE_CLONE,
+        provider="minimax",
+        status=JobStatus.QUEUED,
+        result={"voice_id": "alw1xdeadline0001", "provider_uploads": ["77"]},
+        deadline=timezone.now() - timezone.timedelta(seconds=1),
+    )
+    responses.post(f"{MINIMAX}/v1/files/delete", json=OK)
+    assert on_commit(services.sweep_jobs) == {"requeued": 0, "failed": 1}
+    job.refresh_from_db()
+    assert job.status == JobStatus.FAILED and job.result["provider_uploads"] == []
+    assert deleted_uploads() == [77]
+
+
+# --- Polls, retries and deadlines of hosted renders --------------------------------------------
+
+
+def wavespeed_poll(prediction: str, status: str, outputs=()) -> dict:
+    body = {"id": prediction, "status": status, "outputs": list(outputs), "error": ""}
+    return {"code": 200, "message": "success", "data": {**body, "created_at": timezone.now().isoformat()}}
+
+
+def script_wavespeed_submit(prediction: str) -> None:
+    upload = {"code": 200, "message": "success", "data": {"type": "x", "download_url": "https://cdn.example/in"}}
+    responses.post(f"{WAVESPEED}/api/v3/media/upload/binary", json=upload)
+    responses.post(
+        f"{WAVESPEED}/api/v3/wavespeed-ai/hunyuan-avatar",
+        json={"code": 200, "message": "success", "data": {"id": prediction, "status": "created", "outputs": []}},
+    )
+
+
+@responses.activate
+def test_many_polls_then_one_retryable_error_do_not_fail_the_render(settings, persona, on_commit, run_jobs):
+    settings.WAVESPEED_API_KEY = "ws-key"
+    settings.PROVIDER_POLL_SECONDS = 0
+    settings.HTTP_MAX_RETRIES = 0
+    check = checked_photo(persona, on_commit, run_jobs)
+    script_wavespeed_submit("pred7")
+    result_url = f"{WAVESPEED}/api/v3/predictions/pred7/result"
+    for _ in range(6):
+        responses.get(result_url, json=wavespeed_poll("pred7", "processing"))
+    responses.get(result_url, status=500, json={"code": 500, "message": "busy"})
+    responses.get(result_url, json=wavespeed_poll("pred7", "completed", ["https://cdn.example/o7.mp4"]))
+    responses.get("https://cdn.example/o7.mp4", body=make_mp4())
+
+    job = on_commit(services.start_avatar_creation, persona=persona, check_job=check, provider="wavespeed")
+    run_jobs()
+    job.refresh_from_db()
+    assert job.status == JobStatus.QUEUED and job.attempts == 1, job.error  # six polls, one error
+    on_commit(services.enqueue_job, job)  # its delayed retry, run now
+    run_jobs()
+    job.refresh_from_db()
+    assert job.status == JobStatus.SUCCEEDED, job.error
+    assert job.attempts == 2
+    assert len([c for c in responses.calls if c.request.url == result_url]) == 8
+
+
+@responses.activate
+def test_a_submitted_render_gets_a_deadline_for_its_length(settings, persona, on_commit, run_jobs):
+    settings.WAVESPEED_API_KEY = "ws-key"
+    settings.PROVIDER_POLL_SECONDS = 60
+    check = checked_photo(persona, on_commit, run_jobs)
+    script_wavespeed_submit("pred8")
+    job = on_commit(services.start_avatar_creation, persona=persona, check_job=check, provider="wavespeed")
+    created_deadline = job.deadline
+    run_jobs()
+    job.refresh_from_db()
+    assert job.status == JobStatus.WAITING_PROVIDER
+    seconds = job.params["seconds"]
+    # The avatar job's own 30 minutes, counted from the submit, plus 30 s of rendering per second.
+    expected = job.heartbeat_at + timezone.timedelta(seconds=1800 + 30 * seconds)
+    assert abs((job.deadline - expected).total_seconds()) < 5
+    assert job.deadline > created_deadline + timezone.timedelta(seconds=20 * seconds)
+
+
+@responses.activate
+def test_a_delayed_poll_and_the_sweepers_requeue_make_one_polling_chain(settings, persona, on_commit, run_jobs):
+    from django_tasks_db.models import DBTaskResult
+
+    settings.WAVESPEED_API_KEY = "ws-key"
+    settings.PROVIDER_POLL_SECONDS = 60
+    stale = timezone.now() - timezone.timedelta(seconds=settings.JOB_LEASE_SECONDS + 60)
+    job = MediaJob.objects.create(
+        user=persona.user,
+        persona=persona,
+        kind=JobKind.AVATAR_CREATE,
+        provider="wavespeed",
+        provider_job_id="pred9",
+        status=JobStatus.WAITING_PROVIDER,
+        heartbeat_at=stale,
+        step_token=5,
+        deadline=timezone.now() + timezone.timedelta(hours=1),
+        params={"seconds": 4, "photo_file": "p.jpg", "portrait_file": "p.png"},
+    )
+    result_url = f"{WAVESPEED}/api/v3/predictions/pred9/result"
+    responses.get(result_url, json=wavespeed_poll("pred9", "processing"))
+    on_commit(services.enqueue_job, job)  # the job's own poll, merely late
+    assert on_commit(services.sweep_jobs) == {"requeued": 1, "failed": 0}
+    run_jobs()
+    job.refresh_from_db()
+    assert len([c for c in responses.calls if c.request.url == result_url]) == 1
+    assert job.status == JobStatus.WAITING_PROVIDER and job.step_token == 6
+    waiting = DBTaskResult.objects.filter(status="READY")
+    assert [t.args_kwargs["args"] for t in waiting] == [[job.pk, 6]]
+
+
+@responses.activate
+def test_a_retried_avatar_reuses_its_paid_narration(settings, persona, on_commit, run_jobs):
+    settings.MINIMAX_API_KEY = "mm-key"
+    settings.WAVESPEED_API_KEY = "ws-key"
+    settings.PROVIDER_POLL_SECONDS = 0
+    settings.HTTP_MAX_RETRIES = 0
+    check = checked_photo(persona, on_commit, run_jobs)
+    persona.voice_id, persona.voice_provider = "alw1xnarrator0001", "minimax"
+    persona.voice_training_status = TrainingStatus.READY
+    persona.save()
+    responses.post(f"{MINIMAX}/v1/t2a_v2", json=minimax_speech())
+    upload = {"code": 200, "message": "success", "data": {"type": "x", "download_url": "https://cdn.example/in"}}
+    responses.post(f"{WAVESPEED}/api/v3/media/upload/binary", status=500, json={"code": 500, "message": "busy"})
+    responses.post(f"{WAVESPEED}/api/v3/media/upload/binary", json=upload)
+    responses.post(
+        f"{WAVESPEED}/api/v3/wavespeed-ai/hunyuan-avatar",
+        json={"code": 200, "message": "success", "data": {"id": "pred6", "status": "created", "outputs": []}},
+    )
+    responses.get(
+        f"{WAVESPEED}/api/v3/predictions/pred6/result",
+        json=wavespeed_poll("pred6", "completed", ["https://cdn.example/o6.mp4"]),
+    )
+    responses.get("https://cdn.example/o6.mp4", body=make_mp4())
+
+    job = on_commit(services.start_avatar_creation, persona=persona, check_job=check, provider="wavespeed")
+    run_jobs()
+    job.refresh_from_db()
+    assert job.status == JobStatus.QUEUED and job.result["narration_file"]
+    on_commit(services.enqueue_job, job)  # its delayed retry, run now
+    run_jobs()
+    job.refresh_from_db()
+    assert job.status == JobStatus.SUCCEEDED, job.error
+    assert len([c for c in responses.calls if c.request.url.endswith("/v1/t2a_v2")]) == 1
+    assert UsageRecord.objects.filter(job=job, kind="voice_synthesis").count() == 1
+    assert job.params["used_persona_voice"] is True
+    # The narration lived only as long as the job needed it.
+    assert job.result["narration_file"] == ""
+    assert stored_under("private/avatar_previews") == [job.result["preview_file"]]
