@@ -85,15 +85,24 @@ else:
 DEFAULT_AUTO_FIELD = "django.db.models.BigAutoField"
 
 # --- Cache (rate limits) --------------------------------------------------------------------
+# Rate limits count in the cache, so every web process must share it: with DEBUG off a
+# per-process memory cache would multiply each limit by the number of processes.
 REDIS_URL = env("REDIS_URL", default="")
 if REDIS_URL:
     CACHES = {"default": {"BACKEND": "django.core.cache.backends.redis.RedisCache", "LOCATION": REDIS_URL}}
+elif not DEBUG:
+    raise ImproperlyConfigured(
+        "Set REDIS_URL (e.g. redis://127.0.0.1:6379/0): with DEBUG off the per-user rate limits need a cache "
+        "shared by every web process."
+    )
 else:
     CACHES = {"default": {"BACKEND": "django.core.cache.backends.locmem.LocMemCache"}}
 
 # --- Background tasks -----------------------------------------------------------------------
 # Embedded default: the database queue (worker: `manage.py db_worker`).
-# TASKS_URL=redis://... switches to RQ (worker: `manage.py rqworker --job-class django_tasks_rq.Job`).
+# TASKS_URL=redis://... switches to RQ (worker:
+# `manage.py rqworker default --job-class django_tasks_rq.Job --with-scheduler`; the scheduler is
+# what runs tasks enqueued with `run_after`, such as provider polls and retries).
 TASKS_URL = env("TASKS_URL", default="")
 if TASKS_URL.startswith("redis"):
     INSTALLED_APPS.append("django_rq")
@@ -179,6 +188,9 @@ CSRF_COOKIE_HTTPONLY = False  # htmx reads the token from the page, not the cook
 X_FRAME_OPTIONS = "DENY"
 SECURE_CONTENT_TYPE_NOSNIFF = True
 SECURE_REFERRER_POLICY = "same-origin"
+# How many reverse proxies of ours sit in front of the app. 0: the client address is REMOTE_ADDR;
+# N: it is the Nth address from the right of X-Forwarded-For (the one our outermost proxy saw).
+TRUSTED_PROXY_COUNT = env.int("TRUSTED_PROXY_COUNT", default=0)
 if not DEBUG:
     SECURE_PROXY_SSL_HEADER = ("HTTP_X_FORWARDED_PROTO", "https")
     SECURE_SSL_REDIRECT = env.bool("SECURE_SSL_REDIRECT", default=True)
@@ -230,10 +242,13 @@ WAVESPEED_SHORT_MODEL = "wavespeed-ai/hunyuan-avatar"
 WAVESPEED_LONG_MODEL = "wavespeed-ai/infinitetalk"
 WAVESPEED_SHORT_MAX_SECONDS = 120
 WAVESPEED_LONG_MAX_SECONDS = 600
-GTTS_ENABLED = env.bool("GTTS_ENABLED", default=True)
+# gTTS sends the text to Google: off unless asked for, so a fresh laptop stays offline.
+GTTS_ENABLED = env.bool("GTTS_ENABLED", default=False)
 HTTP_CONNECT_TIMEOUT = 5.0
 HTTP_READ_TIMEOUT = 60.0
 HTTP_MAX_RETRIES = 4
+# The user's website (steps 1-5) is read within this many seconds in all, redirects included.
+WEBSITE_FETCH_DEADLINE_SECONDS = 15.0
 HTTP_BACKOFF_SECONDS = 1.0  # first retry waits up to this (full jitter), doubling each attempt
 HTTP_BACKOFF_MAX_SECONDS = 20.0
 HTTP_RETRY_AFTER_MAX_SECONDS = 30.0  # cap on a provider's Retry-After so a worker never stalls long
@@ -254,8 +269,6 @@ JOB_LEASE_SECONDS = 120
 # --- Prices (USD) and tiers -----------------------------------------------------------------
 PRICES = {
     "voice_clone": Decimal("0.75"),
-# The user's website (steps 1-5) is read within this many seconds in all, redirects included.
-WEBSITE_FETCH_DEADLINE_SECONDS = 15.0
     "voice_minute": Decimal("0.02"),
     "avatar_5s_480p": Decimal("0.15"),
     "avatar_5s_720p": Decimal("0.30"),
@@ -272,7 +285,7 @@ TIERS = {
 }
 
 # --- Rate limits (per user, per hour) --------------------------------------------------------
-RATE_LIMITS = {"upload": 30, "training": 10, "generation": 60}
+RATE_LIMITS = {"upload": 30, "training": 10, "generation": 60, "export": 10}
 
 # --- Optional LLM enrichment of the writing analysis ----------------------------------------
 LLM_BASE_URL = env("LLM_BASE_URL", default="")

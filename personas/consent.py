@@ -1,7 +1,10 @@
 """Consent for biometric processing (voice and face). The exact text the user agreed to is stored
 with its version, so a later change of wording never rewrites what someone consented to."""
 
+import ipaddress
 from dataclasses import dataclass
+
+from django.conf import settings
 
 from personas.models import Capability, ConsentRecord, WritingPersona
 
@@ -46,8 +49,19 @@ def has_current_consent(*, persona: WritingPersona, capability: str) -> bool:
 
 
 def client_ip(request) -> str | None:
-    # REMOTE_ADDR only: a client-supplied X-Forwarded-For would let anyone write any address.
-    return request.META.get("REMOTE_ADDR") or None
+    """The address the consent came from. Behind TRUSTED_PROXY_COUNT proxies of ours it is the
+    entry our outermost proxy appended to X-Forwarded-For; entries left of it are whatever the
+    client sent, so they are never used. Without trusted proxies the header is ignored."""
+    remote = request.META.get("REMOTE_ADDR") or None
+    proxies = settings.TRUSTED_PROXY_COUNT
+    forwarded = [a.strip() for a in request.META.get("HTTP_X_FORWARDED_FOR", "").split(",") if a.strip()]
+    if proxies <= 0 or not forwarded:
+        return remote
+    candidate = forwarded[max(len(forwarded) - proxies, 0)]
+    try:
+        return str(ipaddress.ip_address(candidate))
+    except ValueError:
+        return remote
 
 
 def record_consent(*, persona: WritingPersona, capability: str, request) -> ConsentRecord:

@@ -69,7 +69,8 @@ class AvatarSettingsForm(forms.ModelForm):
         if not upload:
             return None
         if upload.size > settings.MAX_PHOTO_UPLOAD_BYTES:
-            raise forms.ValidationError("The image is too large; use one under 15 MB.")
+            limit_mb = settings.MAX_PHOTO_UPLOAD_BYTES // (1024 * 1024)
+            raise forms.ValidationError(f"The image is too large; use one under {limit_mb} MB.")
         with tempfile.NamedTemporaryFile(suffix=".upload") as temp:
             for chunk in upload.chunks():
                 temp.write(chunk)

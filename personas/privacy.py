@@ -16,14 +16,31 @@ from django.db import transaction
 from django.forms.models import model_to_dict
 from django.utils import timezone
 
-from media_pipeline.models import JobKind, MediaAsset, MediaJob
+from media_pipeline.models import ACTIVE_JOB_STATUSES, JobKind, MediaAsset, MediaJob
 from media_pipeline.providers import get_voice_provider
 from media_pipeline.providers.base import ProviderError
 from media_pipeline.retention import JOB_FILE_KEYS, PERSONA_FILE_FIELDS
 from media_pipeline.services import cancel_job
 from personas.models import Capability, ConsentRecord, TrainingStatus, WritingPersona
+from personas.studio import ContentType
 
 log = logging.getLogger(__name__)
+
+
+# Providers that keep a cloned voice on their side (deleted there through their API); every
+# other voice provider keeps nothing remotely, so its voices exist only in our database.
+PROVIDER_LABELS = {"minimax": "MiniMax", "wavespeed": "WaveSpeed", "offline": "offline", "gtts": "gTTS"}
+REMOTE_VOICE_PROVIDERS = {"minimax"}
+MINIMAX_UNUSED_VOICE_DAYS = 7  # MiniMax deletes a cloned voice that is not used for this long
+WAVESPEED_UPLOAD_RETENTION_DAYS = 7  # WaveSpeed's stated retention of uploaded media
+WAVESPEED_UPLOADS_NOTE = (
+    "the {what} sent to WaveSpeed for rendering cannot be deleted through WaveSpeed's API; "
+    f"WaveSpeed states that it keeps uploaded files for {WAVESPEED_UPLOAD_RETENTION_DAYS} days"
+)
+
+
+def provider_label(name: str) -> str:
+    return PROVIDER_LABELS.get(name, name)
 
 
 @dataclass
@@ -31,7 +48,9 @@ class DeletionReport:
     """What a deletion removed, shown back to the user as confirmation."""
 
     files: int = 0
-    provider_voices: list[str] = field(default_factory=list)
+    provider_voices: list[tuple[str, str]] = field(default_factory=list)  # (provider, voice id) deleted remotely
+    local_voices: list[str] = field(default_factory=list)  # voices that only ever existed here
+    provider_samples: dict[str, int] = field(default_factory=dict)  # uploads of samples deleted remotely
     rows: dict[str, int] = field(default_factory=dict)
     notes: list[str] = field(default_factory=list)
 
@@ -39,11 +58,34 @@ class DeletionReport:
         if n:
             self.rows[label] = self.rows.get(label, 0) + n
 
+    def note(self, text: str) -> None:
+        if text not in self.notes:
+            self.notes.append(text)
+
+    def merge(self, other: "DeletionReport") -> None:
+        self.files += other.files
+        self.provider_voices += other.provider_voices
+        self.local_voices += other.local_voices
+        for provider, n in other.provider_samples.items():
+            self.provider_samples[provider] = self.provider_samples.get(provider, 0) + n
+        for label, n in other.rows.items():
+            self.count(label, n)
+        for text in other.notes:
+            self.note(text)
+
     def lines(self) -> list[str]:
         lines = [f"{n} {label}" for label, n in self.rows.items()]
         if self.files:
             lines.append(f"{self.files} stored file(s)")
-        lines += [f"voice {v} deleted at its provider" for v in self.provider_voices]
+        lines += [f"voice {v} deleted at {provider_label(p)}" for p, v in self.provider_voices]
+        lines += [
+            f"voice {v} deleted (an offline voice: it was kept only on this server, no provider had it)"
+            for v in self.local_voices
+        ]
+        lines += [
+            f"{n} uploaded copy(ies) of your voice sample deleted at {provider_label(p)}"
+            for p, n in self.provider_samples.items()
+        ]
         return lines + self.notes
 
 
@@ -54,16 +96,78 @@ def delete_stored(names, report: DeletionReport) -> None:
             report.files += 1
 
 
-def delete_provider_voice(provider_name: str, voice_id: str, report: DeletionReport) -> None:
+def delete_provider_voice(provider_name: str, voice_id: str, report: DeletionReport) -> bool:
+    """Delete one cloned voice; True once nothing of it is left anywhere."""
     if not provider_name or not voice_id:
-        return
+        return True
+    label = provider_label(provider_name)
     try:
         get_voice_provider(provider_name).delete(voice_id)
-        report.provider_voices.append(voice_id)
     except (ProviderError, KeyError) as exc:
-        # The voice expires at the provider when unused; say so rather than pretend.
         log.warning("could not delete voice %s at %s: %s", voice_id, provider_name, exc)
-        report.notes.append(f"voice {voice_id} could not be deleted at {provider_name} now; it expires unused there")
+        expiry = (
+            f"; MiniMax deletes a cloned voice that is not used for {MINIMAX_UNUSED_VOICE_DAYS} days"
+            if provider_name == "minimax"
+            else ""
+        )
+        report.note(f"voice {voice_id} could not be deleted at {label} now; we never use it again{expiry}")
+        return False
+    if provider_name in REMOTE_VOICE_PROVIDERS:
+        report.provider_voices.append((provider_name, voice_id))
+    else:
+        # Offline voices are settings in our own database, which the caller has cleared.
+        report.local_voices.append(voice_id)
+    return True
+
+
+def delete_provider_samples(jobs, report: DeletionReport) -> None:
+    """Uploads of a sample still at the provider (a training that was stopped before it ended)."""
+    for job in jobs:
+        uploads = job.result.get("provider_uploads") or []
+        if job.kind != JobKind.VOICE_CLONE or not uploads:
+            continue
+        try:
+            provider = get_voice_provider(job.provider)
+        except KeyError:
+            continue
+        for file_id in uploads:
+            try:
+                provider.delete_sample(file_id)
+            except ProviderError as exc:
+                log.warning("could not delete provider sample %s: %s", file_id, exc.message)
+                continue
+            if job.provider in REMOTE_VOICE_PROVIDERS:
+                report.provider_samples[job.provider] = report.provider_samples.get(job.provider, 0) + 1
+
+
+def cloned_voices(personas, jobs) -> dict[tuple[str, str], list[int]]:
+    """Every cloned voice not already deleted: each persona's current voice and every voice a
+    training job cloned (a retrain's candidate included) that was not discarded or deleted since.
+    Maps (provider, voice id) to the jobs that made it."""
+    voices: dict[tuple[str, str], list[int]] = {}
+    for persona in personas:
+        if persona.voice_provider and persona.voice_id:
+            voices.setdefault((persona.voice_provider, persona.voice_id), [])
+    for job in jobs:
+        result = job.result
+        if job.kind != JobKind.VOICE_CLONE or not result.get("voice_id") or not result.get("cloned"):
+            continue
+        if result.get("discarded") or result.get("voice_deleted"):
+            continue
+        voices.setdefault((job.provider, result["voice_id"]), []).append(job.pk)
+    return voices
+
+
+def used_wavespeed(personas, jobs) -> bool:
+    return any(p.avatar_provider == "wavespeed" for p in personas) or any(
+        j.provider == "wavespeed" or j.params.get("avatar_provider") == "wavespeed" for j in jobs
+    )
+
+
+def stop_active_jobs(jobs_queryset, report: DeletionReport) -> None:
+    """Cancel running jobs first, so no worker keeps making media or provider calls for them."""
+    stopped = sum(cancel_job(job) for job in jobs_queryset.filter(status__in=ACTIVE_JOB_STATUSES))
+    report.count("running job(s) stopped", stopped)
 
 
 def job_files(jobs) -> list[str]:
@@ -75,14 +179,14 @@ def job_files(jobs) -> list[str]:
 
 
 def delete_everything(*, user) -> DeletionReport:
-    """Delete every persona of the user with its media, jobs, usage links and provider voices.
-    The account and its billing history (usage rows, without media) stay."""
+    """Delete every persona of the user with its media, jobs, consent records, onboarding answers
+    and provider voices. The account and its billing history (usage rows, without media) stay."""
     report = DeletionReport()
+    stop_active_jobs(MediaJob.objects.filter(user=user), report)
     personas = list(WritingPersona.objects.filter(user=user))
     jobs = list(MediaJob.objects.filter(user=user))
-    candidate_voices = [
-        (j.provider, j.result["voice_id"]) for j in jobs if j.result.get("candidate") and not j.result.get("discarded")
-    ]
+    voices = cloned_voices(personas, jobs)
+    wavespeed = used_wavespeed(personas, jobs)
     names = [getattr(p, f).name for p in personas for f in PERSONA_FILE_FIELDS]
     names += job_files(jobs) + list(MediaAsset.objects.filter(user=user).values_list("file", flat=True))
     with transaction.atomic():
@@ -100,10 +204,11 @@ def delete_everything(*, user) -> DeletionReport:
             onboarding.delete()
             report.count("onboarding record(s)", 1)
     delete_stored(names, report)
-    for persona in personas:
-        delete_provider_voice(persona.voice_provider, persona.voice_id, report)
-    for provider, voice_id in candidate_voices:
-        delete_provider_voice(provider, voice_id, report)
+    for provider_name, voice_id in voices:
+        delete_provider_voice(provider_name, voice_id, report)
+    delete_provider_samples(jobs, report)
+    if wavespeed:
+        report.note(WAVESPEED_UPLOADS_NOTE.format(what="copies of your portrait and narration audio"))
     return report
 
 
@@ -167,10 +272,8 @@ AVATAR_JOB_KINDS = [JobKind.PHOTO_CHECK, JobKind.AVATAR_CREATE]
 
 def _forget_job_files(persona: WritingPersona, kinds, report: DeletionReport) -> list[str]:
     """Stop the capability's running jobs and detach their files; job rows stay as billing history."""
+    stop_active_jobs(persona.jobs.filter(kind__in=kinds), report)
     jobs = list(persona.jobs.filter(kind__in=kinds))
-    for job in jobs:
-        if job.is_active:
-            cancel_job(job)
     names = job_files(jobs)
     for job in jobs:
         job.input_file = ""
@@ -180,17 +283,27 @@ def _forget_job_files(persona: WritingPersona, kinds, report: DeletionReport) ->
     return names
 
 
+def _delete_voice_recordings(persona: WritingPersona, report: DeletionReport) -> list[str]:
+    """The hidden voice-sample recordings made in the persona's own voice (never shown in the
+    library) and any such recording still being made."""
+    stop_active_jobs(persona.jobs.filter(kind=JobKind.RENDER, content_type=ContentType.VOICE_SAMPLE), report)
+    recordings = MediaAsset.objects.filter(
+        persona=persona, content_type=ContentType.VOICE_SAMPLE, used_persona_voice=True
+    )
+    names = list(recordings.values_list("file", flat=True))
+    report.count("voice sample recording(s)", recordings.delete()[1].get("media_pipeline.MediaAsset", 0))
+    return names
+
+
 def delete_voice(*, persona: WritingPersona) -> DeletionReport:
-    """Delete the cloned voice everywhere: provider voices (approved and candidates), sample, previews."""
+    """Delete the cloned voice everywhere: provider voices (approved and candidates), sample
+    (and its uploads at the provider), previews and the recordings made in the voice."""
     report = DeletionReport()
-    voices = {(persona.voice_provider, persona.voice_id)}
-    voices |= {
-        (j.provider, j.result["voice_id"])
-        for j in persona.jobs.filter(kind=JobKind.VOICE_CLONE)
-        if j.result.get("voice_id") and j.result.get("cloned") and not j.result.get("discarded")
-    }
     with transaction.atomic():
         names = _forget_job_files(persona, VOICE_JOB_KINDS, report)
+        clone_jobs = list(persona.jobs.filter(kind=JobKind.VOICE_CLONE))
+        voices = cloned_voices([persona], clone_jobs)
+        names += _delete_voice_recordings(persona, report)
         names += [persona.voice_training_audio.name, persona.voice_preview.name]
         persona.voice_id = persona.voice_provider = ""
         persona.voice_training_status = TrainingStatus.NOT_TRAINED
@@ -199,9 +312,17 @@ def delete_voice(*, persona: WritingPersona) -> DeletionReport:
         persona.voice_profile = {}
         persona.save()
     delete_stored(names, report)
-    for provider_name, voice_id in voices:
-        delete_provider_voice(provider_name, voice_id, report)
-    report.notes.append("your voice is deleted; content now uses the standard voice")
+    for (provider_name, voice_id), job_ids in voices.items():
+        if delete_provider_voice(provider_name, voice_id, report):
+            # Remembered so a later "delete everything" does not report this voice a second time.
+            for job in MediaJob.objects.filter(pk__in=job_ids):
+                job.result = {**job.result, "voice_deleted": True}
+                job.save(update_fields=["result"])
+    delete_provider_samples(clone_jobs, report)
+    if used_wavespeed([], persona.jobs.filter(kind=JobKind.RENDER)):
+        report.note(WAVESPEED_UPLOADS_NOTE.format(what="copies of narration audio"))
+    report.note("your voice is deleted; content now uses the standard voice")
+    report.note("videos and narrations you made in your voice stay in your media library until you delete them")
     return report
 
 
@@ -210,6 +331,7 @@ def delete_avatar(*, persona: WritingPersona) -> DeletionReport:
     report = DeletionReport()
     with transaction.atomic():
         names = _forget_job_files(persona, AVATAR_JOB_KINDS, report)
+        wavespeed = used_wavespeed([persona], persona.jobs.all())
         names += [persona.avatar_image.name, persona.avatar_portrait.name, persona.avatar_preview.name]
         persona.avatar_id = persona.avatar_provider = ""
         persona.avatar_training_status = TrainingStatus.NOT_TRAINED
@@ -217,7 +339,9 @@ def delete_avatar(*, persona: WritingPersona) -> DeletionReport:
         persona.avatar_created_at = persona.avatar_approved_at = None
         persona.save()
     delete_stored(names, report)
-    report.notes.append("your photo and avatar are deleted")
+    if wavespeed:
+        report.note(WAVESPEED_UPLOADS_NOTE.format(what="copies of your portrait"))
+    report.note("your photo and avatar are deleted")
     return report
 
 
@@ -230,12 +354,7 @@ def withdraw_consent(*, user, capability: str) -> DeletionReport:
     report = DeletionReport()
     delete = delete_voice if capability == Capability.VOICE else delete_avatar
     for persona in WritingPersona.objects.filter(user=user):
-        sub = delete(persona=persona)
-        report.files += sub.files
-        report.provider_voices += sub.provider_voices
-        report.notes += [n for n in sub.notes if n not in report.notes]
-        for label, n in sub.rows.items():
-            report.count(label, n)
+        report.merge(delete(persona=persona))
     withdrawn = ConsentRecord.objects.filter(user=user, capability=capability, withdrawn_at__isnull=True).update(
         withdrawn_at=timezone.now()
     )

@@ -5,6 +5,7 @@ from django.shortcuts import redirect, render
 from django.views.decorators.http import require_POST
 
 from media_pipeline.models import MediaAsset
+from media_pipeline.ratelimit import RateLimited, check_rate_limit
 from personas import privacy
 from personas.models import Capability, ConsentRecord, WritingPersona
 
@@ -26,6 +27,12 @@ def overview(request):
 
 @login_required
 def export(request):
+    try:
+        # Each export zips the whole media library: limited like the other heavy requests.
+        check_rate_limit(request.user, "export")
+    except RateLimited as exc:
+        messages.error(request, str(exc))
+        return redirect("privacy:overview")
     archive = privacy.export_user_data(user=request.user)
     response = FileResponse(archive, as_attachment=True, filename="alwrity-persona-export.zip")
     response["Content-Type"] = "application/zip"

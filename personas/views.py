@@ -21,6 +21,7 @@ from media_pipeline import services as pipeline
 from media_pipeline.models import ACTIVE_JOB_STATUSES, JobKind, MediaAsset, MediaJob
 from media_pipeline.ratelimit import RateLimited, check_rate_limit
 from media_pipeline.services import PipelineError, cancel_job
+from media_pipeline.uploads import upload_too_large_message
 from personas import charts, services, studio
 from personas.forms import (
     AvatarSettingsForm,
@@ -199,6 +200,20 @@ def hear_voice_sample(request, persona):
 @require_POST
 @persona_required
 def save_avatar_settings(request, persona):
+    refusal = ""
+    uploaded = "background_image" in request.FILES  # parsing the body is what sets upload_too_large
+    if getattr(request, "upload_too_large", False):
+        # The upload handler stopped the file while it streamed in; nothing is saved.
+        refusal = upload_too_large_message()
+    elif uploaded:
+        try:
+            check_rate_limit(request.user, "upload")
+        except RateLimited as exc:
+            refusal = str(exc)
+    if refusal:
+        form = AvatarSettingsForm(request.POST, instance=persona)  # the image is never decoded
+        form.add_error("background_image", refusal)
+        return _settings_invalid(request, persona, "avatar-settings", avatar_form=form)
     form = AvatarSettingsForm(request.POST, request.FILES, instance=persona)
     if not form.is_valid():
         return _settings_invalid(request, persona, "avatar-settings", avatar_form=form)

@@ -24,7 +24,18 @@ def pytest_collection_modifyitems(items):
 
 
 @pytest.fixture(scope="session")
-def browser():
+def fake_microphone(tmp_path_factory) -> Path:
+    """What Chromium's fake microphone plays (on a loop): generated speech, so a recording made
+    with MediaRecorder in the page is real speech for the sample check."""
+    from tests import media_factory
+
+    path = tmp_path_factory.mktemp("microphone") / "speech.wav"
+    path.write_bytes(media_factory.speech_wav(25, sample_rate=48_000))
+    return path
+
+
+@pytest.fixture(scope="session")
+def browser(fake_microphone):
     from playwright.sync_api import sync_playwright
 
     with sync_playwright() as pw:
@@ -41,6 +52,7 @@ def browser():
                 "--disable-sync",
                 "--use-fake-ui-for-media-stream",
                 "--use-fake-device-for-media-stream",
+                f"--use-file-for-fake-audio-capture={fake_microphone}",
             ],
         )
         yield browser

@@ -13,6 +13,7 @@ PRODUCTION = {
     "ALLOWED_HOSTS": "persona.example.com",
     "MEDIA_ENCRYPTION_KEYS": "aGVsbG8taGVsbG8taGVsbG8taGVsbG8taGVsbG8tMTI=",
     "DATABASE_URL": "postgres://postgres@127.0.0.1:5432/test",
+    "REDIS_URL": "redis://127.0.0.1:6379/2",
 }
 PROBE = """
 import json, django
@@ -27,6 +28,8 @@ print(json.dumps({
     "voice": s.VOICE_PROVIDER,
     "avatar": s.AVATAR_PROVIDER,
     "cache": s.CACHES["default"]["BACKEND"],
+    "gtts": s.GTTS_ENABLED,
+    "proxies": s.TRUSTED_PROXY_COUNT,
 }, default=str))
 """
 
@@ -55,6 +58,8 @@ def test_no_environment_runs_the_embedded_default():
     assert values["tasks"] == "django_tasks_db.DatabaseBackend"
     assert values["voice"] == values["avatar"] == "offline"
     assert values["cache"].endswith("LocMemCache")
+    assert values["gtts"] is False  # nothing leaves the machine unless asked for
+    assert values["proxies"] == 0
 
 
 def test_environment_switches_to_postgres_s3_redis_and_rq():
@@ -76,6 +81,23 @@ def test_environment_switches_to_postgres_s3_redis_and_rq():
     assert (values["voice"], values["avatar"]) == ("minimax", "wavespeed")
 
 
+def test_gtts_and_trusted_proxies_are_switched_on_by_the_environment():
+    values = probe(GTTS_ENABLED="true", TRUSTED_PROXY_COUNT="1")
+    assert values["gtts"] is True
+    assert values["proxies"] == 1
+
+
+def test_production_shares_the_rate_limit_cache_in_redis():
+    assert probe(**PRODUCTION)["cache"].endswith("RedisCache")
+
+
+def test_production_without_redis_is_refused_rather_than_counting_per_process():
+    without_redis = {k: v for k, v in PRODUCTION.items() if k != "REDIS_URL"}
+    result = run(PROBE, **without_redis)
+    assert result.returncode != 0
+    assert "ImproperlyConfigured" in result.stderr and "Set REDIS_URL" in result.stderr
+
+
 def test_production_serves_static_files_compressed_and_hashed():
     assert probe(**PRODUCTION)["static"] == "whitenoise.storage.CompressedManifestStaticFilesStorage"
 
@@ -87,7 +109,7 @@ def test_the_development_secret_key_is_refused_when_debug_is_off():
 
 
 def test_media_encryption_keys_are_required_when_debug_is_off():
-    result = run(PROBE, DEBUG="false", SECRET_KEY=PRODUCTION["SECRET_KEY"])
+    result = run(PROBE, DEBUG="false", SECRET_KEY=PRODUCTION["SECRET_KEY"], REDIS_URL=PRODUCTION["REDIS_URL"])
     assert result.returncode != 0
     assert "MEDIA_ENCRYPTION_KEYS" in result.stderr
 

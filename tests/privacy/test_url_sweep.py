@@ -1,8 +1,11 @@
-"""Every URL of the app, tried as an anonymous visitor and as a second user against the owner's
-objects: anonymous visitors are sent to log in, the second user gets 404 (or 405 for a wrong
-method), nobody sees the owner's data and nothing of the owner's changes."""
+"""Every URL of the app, tried as the owner, as an anonymous visitor and as a second user against
+the owner's objects: the owner reaches every one (so a URL that 404s for everybody fails here),
+anonymous visitors are sent to log in, the second user gets 404 (or 405 for a wrong method),
+nobody sees the owner's data and nothing of the owner's changes. Each URL gets the kind of
+object its view accepts, so a 404 always means "not yours", never "wrong kind"."""
 
 import pytest
+from django.core.cache import cache
 from django.core.files.base import ContentFile
 from django.core.files.storage import default_storage
 from django.forms.models import model_to_dict
@@ -18,6 +21,14 @@ SECRET = "Zanzibar-owner-secret"
 PUBLIC_PREFIXES = ("accounts/",)  # sign-up, log-in and password pages are public by design
 SLUG_VALUES = {"kind": "voice-preview", "capability": "voice"}
 HOSTILE_POST = {"confirm": "DELETE", "consent": "on", "accept_warnings": "on", "text": "hello", "name": "x"}
+# The job each URL with a job id acts on: the kind its view looks the id up with.
+JOB_FOR_URL = {
+    "personas:job": "render_job_id",
+    "personas:job_cancel": "render_job_id",
+    "onboarding:voice_train": "sample_check_id",
+    "onboarding:avatar_create": "photo_check_id",
+    "media:job_preview": "clone_job_id",
+}
 
 
 def all_patterns(patterns=None, prefix=""):
@@ -75,17 +86,46 @@ def owned(owner):
     sample_job.result = {"audio_asset": sample.pk}
     sample_job.save(update_fields=["result"])
     ConsentRecord.objects.create(user=owner, persona=persona, capability="voice", text=SECRET, text_version="1")
-    return {"persona_id": persona.pk, "job_id": job.pk, "asset_id": asset.pk}
+    checks = {
+        kind: MediaJob.objects.create(
+            user=owner, persona=persona, kind=kind, provider="local", status=JobStatus.SUCCEEDED, result={}
+        )
+        for kind in (JobKind.SAMPLE_CHECK, JobKind.PHOTO_CHECK)
+    }
+    return {
+        "persona_id": persona.pk,
+        "asset_id": asset.pk,
+        "clone_job_id": job.pk,
+        "render_job_id": sample_job.pk,
+        "sample_check_id": checks[JobKind.SAMPLE_CHECK].pk,
+        "photo_check_id": checks[JobKind.PHOTO_CHECK].pk,
+    }
+
+
+@pytest.fixture(autouse=True)
+def fresh_rate_limits():
+    """The owner's requests count against their hourly limits, in a cache that outlives a test."""
+    cache.clear()
+    yield
+    cache.clear()
+
+
+def full_name(pattern: URLPattern, route: str) -> str:
+    namespace = route.split("/", 1)[0]
+    names = {"persona": "personas", "onboarding": "onboarding", "media": "media", "privacy": "privacy"}
+    return f"{names[namespace]}:{pattern.name}" if namespace in names else pattern.name
 
 
 def url_for(pattern: URLPattern, route: str, ids: dict) -> str:
+    name = full_name(pattern, route)
     kwargs = {}
-    for name in pattern.pattern.converters:
-        kwargs[name] = ids.get(name, SLUG_VALUES.get(name))
-    namespace = route.split("/", 1)[0]
-    names = {"persona": "personas", "onboarding": "onboarding", "media": "media", "privacy": "privacy"}
-    full_name = f"{names[namespace]}:{pattern.name}" if namespace in names else pattern.name
-    return reverse(full_name, kwargs=kwargs)
+    for converter in pattern.pattern.converters:
+        if converter == "job_id":
+            assert name in JOB_FOR_URL, f"{name}: say which kind of job it takes in JOB_FOR_URL"
+            kwargs[converter] = ids[JOB_FOR_URL[name]]
+        else:
+            kwargs[converter] = ids.get(converter, SLUG_VALUES.get(converter))
+    return reverse(name, kwargs=kwargs)
 
 
 def snapshot(owner) -> tuple:
@@ -99,6 +139,22 @@ def snapshot(owner) -> tuple:
         ConsentRecord.objects.filter(user=owner, withdrawn_at__isnull=True).count(),
         sorted(all_stored_files()),
     )
+
+
+@pytest.mark.parametrize(("route", "pattern"), PATTERNS, ids=[r for r, _ in PATTERNS])
+def test_the_owner_reaches_every_url(client, owner, owned, route, pattern):
+    client.force_login(owner)
+    target = url_for(pattern, route, owned)
+    answered = []
+    for method in ("get", "post"):
+        response = getattr(client, method)(target, HOSTILE_POST if method == "post" else None)
+        # 405 is the method the view does not take; anything else must be the view doing its work.
+        assert response.status_code in (200, 302, 405), (method, target, response.status_code)
+        if response.status_code == 302:
+            assert not response["Location"].startswith(reverse("login")), (method, target)
+        if response.status_code != 405:
+            answered.append(method)
+    assert answered, target
 
 
 @pytest.mark.parametrize(("route", "pattern"), PATTERNS, ids=[r for r, _ in PATTERNS])
