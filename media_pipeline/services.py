@@ -71,9 +71,11 @@ def synthesis_cost(provider_name: str, seconds: float) -> Decimal:
 def avatar_cost(provider_name: str, seconds: float, resolution: str = "480p") -> Decimal:
     if not _is_paid(provider_name):
         return Decimal("0")
+    # WaveSpeed lists a price per 5 s but bills per second (price / 5), the duration rounded up
+    # to whole seconds, with a minimum duration.
     price = settings.PRICES["avatar_5s_720p" if resolution == "720p" else "avatar_5s_480p"]
-    billed = max(seconds, settings.PRICES["avatar_min_seconds"])
-    return price * math.ceil(billed / 5)
+    billed = max(math.ceil(seconds - 1e-9), settings.PRICES["avatar_min_seconds"])
+    return price * billed / 5
 
 
 def estimate_seconds_for_text(text: str, words_per_minute: float = 150.0) -> float:

@@ -72,7 +72,8 @@ def test_costs_follow_the_price_table():
     assert services.voice_clone_cost("offline") == 0
     assert services.synthesis_cost("minimax", 90) == Decimal("0.0300")
     assert services.avatar_cost("wavespeed", 3) == Decimal("0.15")  # 5 s minimum
-    assert services.avatar_cost("wavespeed", 12, "720p") == Decimal("0.90")
+    assert services.avatar_cost("wavespeed", 12, "720p") == Decimal("0.72")  # billed per second
+    assert services.avatar_cost("wavespeed", 7.2) == Decimal("0.24")  # 8 whole seconds at $0.03
     assert services.avatar_cost("offline", 60) == 0
 
 
