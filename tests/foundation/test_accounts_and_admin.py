@@ -1,8 +1,12 @@
 import pytest
+from django.conf import settings
 from django.contrib.auth.models import User
+from django.core.files.base import ContentFile
+from django.core.files.storage import default_storage
 from django.db import IntegrityError, transaction
 from django.urls import reverse
 
+from media_pipeline.models import JobKind, JobStatus, MediaAsset, MediaJob
 from personas.models import PlatformAdaptation, Tier, TrainingStatus, WritingPersona
 from tests.conftest import make_user
 
@@ -82,6 +86,56 @@ def test_admin_pages_load_for_staff(client, staff_user, owner, name):
 def test_admin_pages_are_refused_to_users(owner_client, name):
     response = owner_client.get(reverse(name))
     assert response.status_code == 302 and "/admin/login/" in response["Location"]
+
+
+def saved(name: str, data: bytes = b"stored media") -> str:
+    return default_storage.save(name, ContentFile(data))
+
+
+def test_admin_change_pages_of_records_with_files_render_without_exposing_them(client, staff_user, owner):
+    persona = WritingPersona.objects.create(
+        user=owner,
+        name="Owner persona",
+        voice_training_audio=saved("private/voice_samples/sample.mp3"),
+        voice_preview=saved("private/voice_previews/preview.wav"),
+        avatar_image=saved("private/avatar_photos/photo.jpg"),
+        avatar_portrait=saved("private/avatar_photos/portrait.png"),
+        avatar_preview=saved("private/avatar_previews/preview.mp4"),
+        avatar_background_image=saved("private/avatar_backgrounds/background.png"),
+    )
+    job = MediaJob.objects.create(
+        user=owner,
+        persona=persona,
+        kind=JobKind.VOICE_CLONE,
+        provider="offline",
+        status=JobStatus.SUCCEEDED,
+        input_file=saved("private/job_inputs/sample"),
+        result={"preview_file": saved("private/voice_previews/candidate.wav")},
+    )
+    asset = MediaAsset.objects.create(
+        user=owner, persona=persona, kind="video", file=saved("private/generated/clip.mp4"), mime_type="video/mp4"
+    )
+    client.force_login(staff_user)
+    pages = {
+        "admin:personas_writingpersona_change": persona.pk,
+        "admin:media_pipeline_mediajob_change": job.pk,
+        "admin:media_pipeline_mediaasset_change": asset.pk,
+    }
+    for name, pk in pages.items():
+        response = client.get(reverse(name, args=[pk]))
+        assert response.status_code == 200, name
+        page = response.content.decode()
+        assert "Currently" in page and settings.MEDIA_URL + "private" not in page
+    persona_page = client.get(reverse("admin:personas_writingpersona_change", args=[persona.pk])).content.decode()
+    # Files with an ownership-checked view link to it; the others link nowhere.
+    assert f'href="{reverse("media:persona", args=[persona.pk, "voice-preview"])}"' in persona_page
+    assert f'href="{reverse("media:persona", args=[persona.pk, "avatar-portrait"])}"' in persona_page
+    assert 'href="#">private/voice_samples/sample.mp3' in persona_page
+    asset_page = client.get(reverse("admin:media_pipeline_mediaasset_change", args=[asset.pk])).content.decode()
+    assert f'href="{reverse("media:asset", args=[asset.pk])}"' in asset_page
+    assert default_storage.url(job.result["preview_file"]) == reverse("media:job_preview", args=[job.pk])
+    # The staff member is not the owner: the authorised views still answer 404, never the file.
+    assert client.get(reverse("media:asset", args=[asset.pk])).status_code == 404
 
 
 def test_staff_change_a_tier_in_admin(client, staff_user, owner):
