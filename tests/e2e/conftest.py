@@ -78,7 +78,17 @@ def worker(live_server, private_media_root):
         "GTTS_ENABLED": "false",
     }
     proc = subprocess.Popen(
-        [sys.executable, "manage.py", "db_worker", "--queue-name", "*", "--interval", "0.2", "--no-startup-delay"],
+        [
+            sys.executable,
+            "manage.py",
+            "db_worker",
+            "--queue-name",
+            "*",
+            "--interval",
+            "0.2",
+            "--no-startup-delay",
+            "--no-reload",
+        ],
         cwd=settings.BASE_DIR,
         env=env,
     )
