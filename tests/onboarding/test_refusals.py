@@ -277,3 +277,52 @@ def test_analysing_without_content(client, refused):
     client.force_login(user)
     refused("analyse_style", persona, message="Tell us about your content first.", section="style")
     assert not OnboardingData.objects.exists()
+
+
+# --- Failures reported by the worker ----------------------------------------------------------------
+
+
+def section_page(client, persona, name: str) -> str:
+    return client.get(url(name, persona), headers={"HX-Request": "true"}).content.decode()
+
+
+def test_a_check_that_crashed_says_so_and_offers_another_upload(owner_client, persona, post, run_jobs, monkeypatch):
+    def crash(path):
+        raise RuntimeError("decoder exploded")
+
+    monkeypatch.setattr("media_pipeline.audio.analyse_sample", crash)
+    post("voice_sample", persona, data={"sample": wav_upload(), "consent": "on"})
+    run_jobs()
+    page = section_page(owner_client, persona, "voice")
+    assert 'data-state="invalid"' in page
+    assert '<p role="alert" class="errorlist">Something went wrong on our side. Please try again.</p>' in page
+    assert "This sample cannot be used. Please record or upload another one." in page
+    assert not persona.jobs.filter(kind=JobKind.VOICE_CLONE).exists()
+
+
+def test_a_failed_check_without_a_reason_has_a_default_message(owner_client, persona):
+    job(persona, JobKind.PHOTO_CHECK, status=JobStatus.FAILED)
+    page = section_page(owner_client, persona, "avatar")
+    assert '<p role="alert" class="errorlist">We could not check this file. Please try another one.</p>' in page
+
+
+def test_a_failed_training_without_a_reason_has_a_default_message(owner_client, persona):
+    job(persona, JobKind.VOICE_CLONE, status=JobStatus.FAILED)
+    page = section_page(owner_client, persona, "voice")
+    assert '<p role="alert"><strong>Training did not finish:</strong> This did not work.</p>' in page
+
+
+def test_training_past_its_deadline_is_stopped_with_a_message(owner_client, persona, post, run_jobs):
+    from datetime import timedelta
+
+    from django.utils import timezone
+
+    post("voice_sample", persona, data={"sample": wav_upload(), "consent": "on"})
+    run_jobs()
+    post("voice_train", persona, persona.jobs.get(kind=JobKind.SAMPLE_CHECK).pk)
+    persona.jobs.filter(kind=JobKind.VOICE_CLONE).update(deadline=timezone.now() - timedelta(seconds=1))
+    run_jobs()
+    page = section_page(owner_client, persona, "voice")
+    assert 'data-state="failed"' in page
+    assert "<strong>Training did not finish:</strong> This took too long and was stopped. Please try again.</p>" in page
+    assert "Try again with the same sample" in page
