@@ -285,7 +285,7 @@ TIERS = {
 }
 
 # --- Rate limits (per user, per hour) --------------------------------------------------------
-RATE_LIMITS = {"upload": 30, "training": 10, "generation": 60, "export": 10}
+RATE_LIMITS = {"upload": 30, "training": 10, "generation": 60, "export": 10, "website_fetch": 20}
 
 # --- Optional LLM enrichment of the writing analysis ----------------------------------------
 LLM_BASE_URL = env("LLM_BASE_URL", default="")

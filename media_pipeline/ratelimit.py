@@ -6,9 +6,13 @@ from django.conf import settings
 from django.core.cache import cache
 
 
+ACTION_WORDS = {"website_fetch": "website"}  # how an action reads in the message, where its key does not
+
+
 class RateLimited(Exception):
     def __init__(self, action: str, limit: int):
-        super().__init__(f"You have reached the limit of {limit} {action} requests per hour. Please try again later.")
+        words = ACTION_WORDS.get(action, action)
+        super().__init__(f"You have reached the limit of {limit} {words} requests per hour. Please try again later.")
 
 
 def check_rate_limit(user, action: str) -> None:

@@ -4,13 +4,14 @@ from django import forms
 from django.conf import settings
 from django.template.defaultfilters import filesizeformat
 
+from media_pipeline.ratelimit import RateLimited, check_rate_limit
 from onboarding.website import WebsiteError, fetch_website_text
 from personas.analysis import words_of
 from personas.models import Platform
 
 MIN_SAMPLE_WORDS = 150
 AUDIO_EXTENSIONS = (".mp3", ".m4a", ".wav", ".webm", ".ogg")
-PHOTO_EXTENSIONS = (".jpg", ".jpeg", ".png", ".webp")
+PHOTO_EXTENSIONS = (".jpg", ".jpeg", ".png", ".webp", ".heic", ".heif")
 
 
 class ContentForm(forms.Form):
@@ -38,6 +39,10 @@ class ContentForm(forms.Form):
         error_messages={"required": "Choose at least one platform."},
     )
 
+    def __init__(self, *args, user=None, **kwargs):
+        super().__init__(*args, **kwargs)
+        self.user = user  # whose hourly website-fetch allowance a fetch counts against
+
     def clean_writing_samples(self):
         text = self.cleaned_data["writing_samples"].strip()
         count = len(words_of(text))
@@ -54,8 +59,10 @@ class ContentForm(forms.Form):
         if url and not self.errors:
             # Fetched only once everything else is valid, so a typo elsewhere costs no request.
             try:
+                if self.user is not None:
+                    check_rate_limit(self.user, "website_fetch")
                 cleaned["website_text"] = fetch_website_text(url)
-            except WebsiteError as exc:
+            except (WebsiteError, RateLimited) as exc:
                 self.add_error("website_url", str(exc))
         return cleaned
 
@@ -123,7 +130,9 @@ class PhotoForm(ConsentUploadForm):
     photo = forms.FileField(
         label="Photo",
         error_messages={"required": "Choose a photo or take one with your camera first."},
-        widget=forms.ClearableFileInput(attrs={"accept": "image/jpeg,image/png,image/webp"}),
+        widget=forms.ClearableFileInput(
+            attrs={"accept": "image/jpeg,image/png,image/webp,image/heic,image/heif,.heic,.heif"}
+        ),
     )
     tier_error = "Avatars are part of the Pro and Enterprise plans. Upgrade to create your avatar."
     consent_error = "Please agree to the avatar consent before uploading your photo."

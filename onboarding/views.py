@@ -121,7 +121,7 @@ def content(request):
             "writing_samples": data.writing_samples,
             "platforms": data.platforms,
         }
-    form = ContentForm(request.POST or None, initial=initial)
+    form = ContentForm(request.POST or None, initial=initial, user=request.user)
     if request.method == "POST" and form.is_valid():
         persona = services.save_content(
             user=request.user,

@@ -109,6 +109,24 @@ def test_an_unreachable_website_has_a_clear_message(
     assert not OnboardingData.objects.exists()
 
 
+@responses.activate
+def test_website_fetches_are_rate_limited_per_user(
+    owner_client, owner, django_capture_on_commit_callbacks, public_dns, settings
+):
+    settings.RATE_LIMITS = {**settings.RATE_LIMITS, "website_fetch": 2}
+    responses.get(SITE, body="<p>Hello</p>", content_type="text/html")
+    for _ in range(2):
+        content(owner_client, django_capture_on_commit_callbacks, website_url=SITE)
+    OnboardingData.objects.all().delete()
+    WritingPersona.objects.all().delete()
+    response = content(owner_client, django_capture_on_commit_callbacks, website_url=SITE)
+    assert "You have reached the limit of 2 website requests per hour." in response.content.decode()
+    assert len(responses.calls) == 2 and not OnboardingData.objects.exists()
+    # Without a website address nothing is fetched, so the limit does not stand in the way.
+    content(owner_client, django_capture_on_commit_callbacks)
+    assert OnboardingData.objects.filter(user=owner).exists()
+
+
 def test_unknown_and_private_hosts_are_not_fetched(owner_client, django_capture_on_commit_callbacks, public_dns):
     response = content(owner_client, django_capture_on_commit_callbacks, website_url="https://nowhere.example.org/")
     assert "We could not find nowhere.example.org." in response.content.decode()
