@@ -5,7 +5,6 @@ import time
 from django.conf import settings
 from django.core.cache import cache
 
-
 ACTION_WORDS = {"website_fetch": "website"}  # how an action reads in the message, where its key does not
 
 
