@@ -2,10 +2,18 @@
 the loudness of each video frame's audio, the eyes blink now and then and the head sways a
 little; the result is an H.264 + AAC MP4 written with PyAV.
 
-Speed comes from doing the whole-frame work once: each frame is a copy of a prepared picture
-with a few small regions drawn on it (mouth, eyelids, captions)."""
+The persona's framing sets how large the portrait sits in the frame, its style grades the
+colours (and gives the professional look a thin frame), and captions and the "AI-generated"
+badge are burned in. `finish_hosted_video` applies the same framing, look, captions and badge to
+a video rendered by a hosted model, so every provider gives the same product.
 
+Speed comes from doing the whole-frame work once: each frame is a copy of a prepared picture
+with a few small regions drawn on it (mouth, eyelids, captions, badge)."""
+
+import io
 import math
+import tempfile
+from collections.abc import Iterable, Iterator
 from dataclasses import dataclass
 from fractions import Fraction
 
@@ -24,6 +32,28 @@ MOUTH_COLOUR = (52, 22, 26)
 LASH_COLOUR = (40, 30, 30)
 LOUDNESS_RANGE_DB = 24.0  # the mouth is closed this far below the speech's loud parts
 BLINK_SECONDS = 0.2
+SHORT_SIDES = {"480p": 512, "720p": 720}  # the frame's short side per resolution; 512 is the portrait's own size
+# How large the portrait is drawn, as a share of the frame's short side. A close-up is cropped
+# around the face to the short side; a wide shot leaves background around the portrait.
+FRAMING_SCALES = {"close": 1.4, "head": 1.0, "wide": 0.72}
+
+
+@dataclass(frozen=True)
+class Look:
+    """A style's colour grade (saturation, contrast, per-channel warmth) and optional frame."""
+
+    saturation: float = 1.0
+    contrast: float = 1.0
+    channels: tuple[float, float, float] = (1.0, 1.0, 1.0)
+    border: tuple[int, int, int] | None = None
+
+
+LOOKS = {
+    "natural": Look(),
+    "professional": Look(saturation=0.7, contrast=1.05, channels=(0.97, 1.0, 1.04), border=(229, 231, 235)),
+    "vivid": Look(saturation=1.45, contrast=1.12, channels=(1.04, 1.0, 0.96)),
+}
+BORDER_SHARE = 0.02  # of the short side
 
 
 class RenderError(Exception):
@@ -77,21 +107,28 @@ def locate_face(portrait: np.ndarray) -> FaceLayout:
 
 def read_audio(path: str) -> np.ndarray:
     """The audio as mono float32 samples at AUDIO_RATE."""
-    resampler = av.AudioResampler(format="flt", layout="mono", rate=AUDIO_RATE)
-    chunks = []
     try:
         with av.open(path) as container:
             if not container.streams.audio:
                 raise RenderError("The audio file has no sound.")
-            for frame in container.decode(audio=0):
-                chunks.extend(f.to_ndarray()[0] for f in resampler.resample(frame))
+            samples = _decode_audio(container)
     except av.FFmpegError as exc:
         raise RenderError("The audio could not be read.") from exc
-    chunks.extend(f.to_ndarray()[0] for f in resampler.resample(None))
-    samples = np.concatenate(chunks) if chunks else np.zeros(0, np.float32)
     if not len(samples):
         raise RenderError("The audio file has no sound.")
     return samples
+
+
+def _decode_audio(container) -> np.ndarray:
+    """The container's first audio stream as mono float32 at AUDIO_RATE (empty without one)."""
+    if not container.streams.audio:
+        return np.zeros(0, np.float32)
+    resampler = av.AudioResampler(format="flt", layout="mono", rate=AUDIO_RATE)
+    chunks = []
+    for frame in container.decode(audio=0):
+        chunks.extend(f.to_ndarray()[0] for f in resampler.resample(frame))
+    chunks.extend(f.to_ndarray()[0] for f in resampler.resample(None))
+    return np.concatenate(chunks) if chunks else np.zeros(0, np.float32)
 
 
 def mouth_openness(samples: np.ndarray, fps: int, frames: int) -> np.ndarray:
@@ -138,15 +175,29 @@ def head_sway(fps: int, frames: int, amplitude: int) -> tuple[np.ndarray, np.nda
 
 
 @dataclass
-class _Caption:
+class _Overlay:
+    """A drawing blended onto frames at (left, top), shown from `start` to `end` seconds."""
+
     start: float
     end: float
     top: int
-    tint: np.ndarray  # premultiplied colour of the caption box and text, float32
+    left: int
+    tint: np.ndarray  # premultiplied colour of the drawing, float32
     keep: np.ndarray  # how much of the picture shows through, float32
 
+    def draw(self, frame: np.ndarray) -> None:
+        height, width = self.keep.shape[:2]
+        region = frame[self.top : self.top + height, self.left : self.left + width]
+        region[:] = (region * self.keep + self.tint).astype(np.uint8)
 
-def _prepare_captions(captions, width: int, height: int) -> list[_Caption]:
+
+def _overlay(image: Image.Image, *, top: int, left: int, start: float = 0.0, end: float = math.inf) -> _Overlay:
+    rgba = np.asarray(image, dtype=np.float32) / 255
+    alpha = rgba[..., 3:]
+    return _Overlay(float(start), float(end), top, left, rgba[..., :3] * alpha * 255, 1 - alpha)
+
+
+def _prepare_captions(captions, width: int, height: int) -> list[_Overlay]:
     """Draw each caption once (Pillow, for real fonts) as a strip blended per frame."""
     font = ImageFont.load_default(size=max(12, round(min(width, height) * 0.045)))
     margin = round(font.size * 0.8)
@@ -167,18 +218,65 @@ def _prepare_captions(captions, width: int, height: int) -> list[_Caption]:
         for n, line in enumerate(lines):
             x = round((width - font.getlength(line)) / 2)
             draw.text((x, margin // 2 + n * line_height), line, font=font, fill=(255, 255, 255, 255))
-        rgba = np.asarray(strip, dtype=np.float32) / 255
-        alpha = rgba[..., 3:]
-        prepared.append(
-            _Caption(
-                float(start),
-                float(end),
-                height - strip_height - margin,
-                rgba[..., :3] * alpha * 255,
-                1 - alpha,
-            )
-        )
+        prepared.append(_overlay(strip, top=height - strip_height - margin, left=0, start=start, end=end))
     return prepared
+
+
+def _prepare_badge(label: str, width: int, height: int) -> _Overlay | None:
+    """A small dark badge with the label in the top right corner, on every frame."""
+    if not label:
+        return None
+    short = min(width, height)
+    font = ImageFont.load_default(size=max(11, round(short * 0.032)))
+    pad, margin = max(3, round(font.size * 0.45)), max(4, round(short * 0.025))
+    badge_width = math.ceil(font.getlength(label)) + 2 * pad
+    badge_height = round(font.size * 1.25) + 2 * pad
+    badge = Image.new("RGBA", (badge_width, badge_height), (0, 0, 0, 0))
+    draw = ImageDraw.Draw(badge)
+    draw.rounded_rectangle((0, 0, badge_width - 1, badge_height - 1), radius=pad, fill=(17, 24, 39, 190))
+    draw.text((pad, pad), label, font=font, fill=(255, 255, 255, 255))
+    return _overlay(badge, top=margin, left=width - badge_width - margin)
+
+
+def grade(picture: np.ndarray, look: Look) -> np.ndarray:
+    """The style's colour grade: saturation around each pixel's grey, contrast around mid-grey."""
+    if look.saturation == look.contrast == 1.0 and look.channels == (1.0, 1.0, 1.0):
+        return picture
+    rgb = picture.astype(np.float32)
+    grey = rgb @ np.array([0.299, 0.587, 0.114], np.float32)
+    rgb = grey[..., None] + (rgb - grey[..., None]) * look.saturation
+    rgb = 128 + (rgb - 128) * look.contrast
+    rgb *= np.array(look.channels, np.float32)
+    return np.clip(rgb, 0, 255).astype(np.uint8)
+
+
+@dataclass
+class _Finish:
+    """What is drawn over every frame, whoever rendered it: the style's frame, captions, badge."""
+
+    border: tuple[int, int, int] | None
+    border_width: int
+    captions: list[_Overlay]
+    badge: _Overlay | None
+
+    @classmethod
+    def prepare(cls, width: int, height: int, *, look: Look, captions, label: str) -> "_Finish":
+        return cls(
+            border=look.border,
+            border_width=max(2, round(min(width, height) * BORDER_SHARE)),
+            captions=_prepare_captions(captions or [], width, height),
+            badge=_prepare_badge(label, width, height),
+        )
+
+    def draw(self, frame: np.ndarray, seconds: float) -> None:
+        if self.border is not None:
+            b = self.border_width
+            frame[:b], frame[-b:], frame[:, :b], frame[:, -b:] = self.border, self.border, self.border, self.border
+        for strip in self.captions:
+            if strip.start <= seconds < strip.end:
+                strip.draw(frame)
+        if self.badge is not None:
+            self.badge.draw(frame)
 
 
 def _wrap(text: str, font, max_width: int) -> list[str]:
@@ -225,6 +323,16 @@ def _load_portrait(path: str, size: int) -> np.ndarray:
     return np.asarray(square.resize((size, size), Image.Resampling.LANCZOS))
 
 
+def _placement(framing: str, width: int, height: int, size: int) -> tuple[int, int, int, int]:
+    """(drawn side, visible side, left, top) of the portrait for a framing: a close-up is drawn
+    larger and cropped to the short side; a wide shot is drawn smaller, standing on the bottom edge."""
+    drawn = 2 * round(size * FRAMING_SCALES.get(framing, 1.0) / 2)
+    view = min(drawn, size)
+    left = (width - view) // 2
+    top = height - view if drawn < size else (height - view) // 2
+    return drawn, view, left, top
+
+
 def render_talking_portrait(
     portrait_path: str,
     audio_path: str,
@@ -236,6 +344,9 @@ def render_talking_portrait(
     background: str = DEFAULT_BACKGROUND,
     background_image: str | None = None,
     captions: list[tuple[float, float, str]] | None = None,
+    style: str = "natural",
+    framing: str = "head",
+    label: str = "",
 ) -> RenderInfo:
     width, height = frame_size(aspect, size)
     samples = read_audio(audio_path)
@@ -245,43 +356,137 @@ def render_talking_portrait(
     closure = blink_closure(fps, frames)
     sway = max(1, round(size * 0.008))
     dx, dy = head_sway(fps, frames, sway)
+    look = LOOKS.get(style, LOOKS["natural"])
+    drawn, view, left, top = _placement(framing, width, height, size)
 
     # The portrait gets a margin of `sway` px on every side so swaying never shows its edge.
-    portrait = _load_portrait(portrait_path, size + 2 * sway)
+    portrait = grade(_load_portrait(portrait_path, drawn + 2 * sway), look)
     face = locate_face(portrait)
-    canvas = _canvas(width, height, background, background_image)
-    left, top = (width - size) // 2, (height - size) // 2
-    strips = _prepare_captions(captions or [], width, height)
+    # The visible square of the portrait (all of it unless it is a close-up), centred on the face.
+    centre_x = face.mouth[0]
+    centre_y = (face.eyes[0][1] + face.mouth[1]) // 2
+    crop_x = min(max(0, centre_x - sway - view // 2), drawn - view)
+    crop_y = min(max(0, centre_y - sway - view // 2), drawn - view)
+    canvas = grade(_canvas(width, height, background, background_image), look)
+    finish = _Finish.prepare(width, height, look=look, captions=captions, label=label)
 
-    with av.open(out_path, "w", format="mp4", options={"movflags": "+faststart"}) as container:
-        video = container.add_stream("libx264", rate=fps, options={"preset": "veryfast", "crf": "23"})
-        video.width, video.height, video.pix_fmt = width, height, "yuv420p"
-        audio = container.add_stream("aac", rate=AUDIO_RATE, layout="mono")
-        sent = 0
+    def pictures() -> Iterator[np.ndarray]:
         for i in range(frames):
-            # Audio up to the end of this frame first, so the muxer can interleave as it goes.
-            until = min(len(samples), round((i + 1) * AUDIO_RATE / fps))
-            while sent < until:
-                chunk = samples[sent : sent + AUDIO_CHUNK]
-                container.mux(audio.encode(_audio_frame(chunk, sent)))
-                sent += len(chunk)
             frame = canvas.copy()
-            shift_x, shift_y = sway - dx[i], sway - dy[i]
-            frame[top : top + size, left : left + size] = portrait[shift_y : shift_y + size, shift_x : shift_x + size]
+            shift_x, shift_y = crop_x + sway - dx[i], crop_y + sway - dy[i]
+            frame[top : top + view, left : left + view] = portrait[shift_y : shift_y + view, shift_x : shift_x + view]
             origin = (left - shift_x, top - shift_y)  # where the portrait's (0, 0) lands
             _draw_eyes(frame, face, origin, closure[i])
             _draw_mouth(frame, face, origin, openness[i])
-            seconds = i / fps
-            for strip in strips:
-                if strip.start <= seconds < strip.end:
-                    band = frame[strip.top : strip.top + strip.keep.shape[0]]
-                    band[:] = (band * strip.keep + strip.tint).astype(np.uint8)
+            finish.draw(frame, i / fps)
+            yield frame
+
+    written = _write_mp4(out_path, width, height, fps, samples, pictures())
+    return RenderInfo(duration=written / fps, width=width, height=height, frames=written)
+
+
+def finish_hosted_video(
+    video: bytes,
+    *,
+    aspect: str = "1:1",
+    size: int = 512,
+    background: str = DEFAULT_BACKGROUND,
+    background_image: str | None = None,
+    captions: list[tuple[float, float, str]] | None = None,
+    style: str = "natural",
+    framing: str = "head",
+    label: str = "",
+) -> bytes:
+    """A hosted model's talking portrait in the product's frame: placed in the chosen aspect on
+    the avatar background as the offline renderer places the portrait (a non-square video is
+    fitted inside that square; a close-up crops its centre), graded in the persona's style, with
+    the captions and badge burned in. PyAV decodes it and encodes the result as H.264 + AAC."""
+    width, height = frame_size(aspect, size)
+    look = LOOKS.get(style, LOOKS["natural"])
+    drawn, view, left, top = _placement(framing, width, height, size)
+    canvas = grade(_canvas(width, height, background, background_image), look)
+    finish = _Finish.prepare(width, height, look=look, captions=captions, label=label)
+    try:
+        with av.open(io.BytesIO(video)) as source:
+            samples = _decode_audio(source)
+        source = av.open(io.BytesIO(video))
+    except av.FFmpegError as exc:
+        raise RenderError("The avatar video could not be read.") from exc
+    with source:
+        if not source.streams.video:
+            raise RenderError("The avatar video has no picture.")
+        stream = source.streams.video[0]
+        fps = round(float(stream.average_rate or 25)) or 25
+
+        def pictures() -> Iterator[np.ndarray]:
+            for index, decoded in enumerate(source.decode(stream)):
+                picture = decoded.to_ndarray(format="rgb24")
+                frame = canvas.copy()
+                _place_video_frame(frame, picture, look=look, drawn=drawn, view=view, left=left, top=top)
+                seconds = decoded.time if decoded.time is not None else index / fps
+                finish.draw(frame, seconds)
+                yield frame
+
+        with tempfile.TemporaryDirectory() as folder:
+            out_path = f"{folder}/finished.mp4"
+            try:
+                written = _write_mp4(out_path, width, height, fps, samples, pictures())
+            except av.FFmpegError as exc:
+                raise RenderError("The avatar video could not be read.") from exc
+            if not written:
+                raise RenderError("The avatar video has no picture.")
+            with open(out_path, "rb") as f:
+                return f.read()
+
+
+def _place_video_frame(frame, picture, *, look: Look, drawn: int, view: int, left: int, top: int) -> None:
+    """Fit the picture inside the portrait square (`drawn` px), graded, and draw its visible centre
+    (`view` px)."""
+    source_height, source_width = picture.shape[:2]
+    scale = drawn / max(source_width, source_height)
+    fitted_width, fitted_height = max(1, round(source_width * scale)), max(1, round(source_height * scale))
+    interpolation = cv2.INTER_AREA if scale < 1 else cv2.INTER_LINEAR
+    fitted = grade(cv2.resize(picture, (fitted_width, fitted_height), interpolation=interpolation), look)
+    # The fitted picture within the drawn square, then the part of that square that is visible.
+    square_left, square_top = (drawn - fitted_width) // 2, (drawn - fitted_height) // 2
+    crop = (drawn - view) // 2
+    x0, y0 = max(0, crop - square_left), max(0, crop - square_top)
+    x1, y1 = min(fitted_width, crop + view - square_left), min(fitted_height, crop + view - square_top)
+    if x1 <= x0 or y1 <= y0:
+        return
+    frame_x, frame_y = left + square_left + x0 - crop, top + square_top + y0 - crop
+    frame[frame_y : frame_y + y1 - y0, frame_x : frame_x + x1 - x0] = fitted[y0:y1, x0:x1]
+
+
+def _write_mp4(out_path: str, width: int, height: int, fps: int, samples: np.ndarray, pictures: Iterable) -> int:
+    """Encode the frames as H.264 and the samples as AAC, interleaved; returns the frame count."""
+    with av.open(out_path, "w", format="mp4", options={"movflags": "+faststart"}) as container:
+        video = container.add_stream("libx264", rate=fps, options={"preset": "veryfast", "crf": "23"})
+        video.width, video.height, video.pix_fmt = width, height, "yuv420p"
+        audio = container.add_stream("aac", rate=AUDIO_RATE, layout="mono") if len(samples) else None
+        sent = count = 0
+
+        def send_audio(until: int) -> int:
+            position = sent
+            while position < until:
+                chunk = samples[position : position + AUDIO_CHUNK]
+                container.mux(audio.encode(_audio_frame(chunk, position)))
+                position += len(chunk)
+            return position
+
+        for i, frame in enumerate(pictures):
+            # Audio up to the end of this frame first, so the muxer can interleave as it goes.
+            if audio is not None:
+                sent = send_audio(min(len(samples), round((i + 1) * AUDIO_RATE / fps)))
             picture = av.VideoFrame.from_ndarray(frame, format="rgb24")
             picture.pts, picture.time_base = i, Fraction(1, fps)
             container.mux(video.encode(picture))
-        container.mux(audio.encode(None))
+            count = i + 1
+        if audio is not None:
+            sent = send_audio(len(samples))
+            container.mux(audio.encode(None))
         container.mux(video.encode(None))
-    return RenderInfo(duration=frames / fps, width=width, height=height, frames=frames)
+    return count
 
 
 def _audio_frame(chunk: np.ndarray, first_sample: int) -> av.AudioFrame:

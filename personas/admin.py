@@ -1,8 +1,12 @@
+from decimal import Decimal
+
 from django.contrib import admin, messages
 from django.db.models import Count, Sum
 
 from media_pipeline import services as pipeline
 from personas.models import ConsentRecord, PlatformAdaptation, Subscription, WritingPersona
+
+COST_PLACES = Decimal("0.0001")  # UsageRecord.cost_usd's decimal places
 
 
 @admin.register(Subscription)
@@ -60,7 +64,8 @@ class WritingPersonaAdmin(admin.ModelAdmin):
 
     @admin.display(description="Cost (USD)", ordering="_cost")
     def total_cost_usd(self, obj):
-        return getattr(obj, "_cost", None) or 0
+        # Shown at the usage rows' own precision (SQLite's sum of decimals carries extra digits).
+        return (getattr(obj, "_cost", None) or Decimal("0")).quantize(COST_PLACES)
 
     @admin.display(description="Metered uses", ordering="_uses")
     def uses(self, obj):

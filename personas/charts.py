@@ -6,7 +6,7 @@ from datetime import UTC, date, datetime, time
 from decimal import Decimal
 from functools import lru_cache
 
-from django.db.models import Case, Count, Sum, Value, When
+from django.db.models import Case, Count, Q, Sum, Value, When
 from django.utils.html import format_html, format_html_join
 from django.utils.safestring import SafeString
 
@@ -59,12 +59,13 @@ class UsageStatistics:
 
 
 def usage_statistics(persona: WritingPersona, *, today: date | None = None, breakdowns: bool = True) -> UsageStatistics:
-    """Every figure is a sum over the persona's usage rows, taken in one grouped query: uses, cost
-    and seconds per content type, kind and (for the charts) calendar month. The groups are few
-    however many rows there are, so the totals and breakdowns are added up from them here. The
-    live-status panel needs only the totals."""
+    """Every figure comes from the persona's usage rows in a few grouped queries: cost and
+    seconds per content type, kind and (for the charts) calendar month, and uses per content type
+    and per kind. The groups are few however many rows there are, so the totals and breakdowns
+    are added up from them here. The live-status panel needs only the totals."""
     months = _recent_months(today or date.today(), MONTHS_SHOWN) if breakdowns else []
-    rows = UsageRecord.objects.filter(persona=persona).order_by()
+    persona_rows = UsageRecord.objects.filter(persona=persona).order_by()
+    rows = persona_rows
     if months:
         # Which of the charted months a row falls in (-1: none), by datetime ranges: TruncMonth
         # would run as a Python function on every row in SQLite.
@@ -74,35 +75,45 @@ def usage_statistics(persona: WritingPersona, *, today: date | None = None, brea
         rows = rows.annotate(month=Case(*whens, default=Value(-1)))
     groups = list(
         rows.values("content_type", "kind", *(["month"] if months else [])).annotate(
-            uses=Count("pk"), cost=Sum("cost_usd"), seconds=Sum("media_seconds")
+            cost=Sum("cost_usd"), seconds=Sum("media_seconds")
         )
     )
+    # Uses are pieces of content: one per job (a five-scene story is one use, not six provider
+    # calls), and one per usage row made outside a job. A job has one content type, so the
+    # counts per content type add up to the total.
+    pieces = Count("job", distinct=True) + Count("pk", filter=Q(job__isnull=True))
+    uses_by_type = dict(persona_rows.values("content_type").annotate(uses=pieces).values_list("content_type", "uses"))
+    uses_by_kind = (
+        dict(persona_rows.values("kind").annotate(uses=pieces).values_list("kind", "uses")) if breakdowns else {}
+    )
     return UsageStatistics(
-        uses=sum(g["uses"] for g in groups),
+        uses=sum(uses_by_type.values()),
         cost=sum((g["cost"] for g in groups), Decimal("0")),
         voice_cost=sum((g["cost"] for g in groups if g["kind"] in VOICE_KINDS), Decimal("0")),
         avatar_cost=sum((g["cost"] for g in groups if g["kind"] == "avatar_video"), Decimal("0")),
         audio_minutes=sum(g["seconds"] for g in groups if g["kind"] == "voice_synthesis") / 60,
         video_minutes=sum(g["seconds"] for g in groups if g["kind"] == "avatar_video") / 60,
-        by_platform=_breakdown(groups, "content_type", CONTENT_TYPE_LABELS) if breakdowns else [],
-        by_kind=_breakdown(groups, "kind", USAGE_KIND_LABELS) if breakdowns else [],
+        by_platform=_breakdown(groups, "content_type", CONTENT_TYPE_LABELS, uses_by_type) if breakdowns else [],
+        by_kind=_breakdown(groups, "kind", USAGE_KIND_LABELS, uses_by_kind) if breakdowns else [],
         by_month=[
             _month_usage([g for g in groups if g["month"] == index], month) for index, month in enumerate(months)
         ],
     )
 
 
-def _breakdown(groups: list[dict], field: str, labels: dict) -> list[Breakdown]:
-    """The groups merged by one field, most used first (ties in the field's order)."""
+def _breakdown(groups: list[dict], field: str, labels: dict, uses: dict) -> list[Breakdown]:
+    """The groups' cost and seconds merged by one field, with its uses; most used first (ties in
+    the field's order)."""
     merged: dict[str, dict] = {}
     for group in groups:
-        row = merged.setdefault(group[field], {"uses": 0, "cost": Decimal("0"), "seconds": 0.0})
-        row["uses"] += group["uses"]
+        row = merged.setdefault(group[field], {"cost": Decimal("0"), "seconds": 0.0})
         row["cost"] += group["cost"]
         row["seconds"] += group["seconds"]
     return [
-        Breakdown(labels.get(value, value.replace("_", " ").capitalize()), row["uses"], row["cost"], row["seconds"])
-        for value, row in sorted(merged.items(), key=lambda item: (-item[1]["uses"], item[0]))
+        Breakdown(
+            labels.get(value, value.replace("_", " ").capitalize()), uses.get(value, 0), row["cost"], row["seconds"]
+        )
+        for value, row in sorted(merged.items(), key=lambda item: (-uses.get(item[0], 0), item[0]))
     ]
 
 

@@ -71,8 +71,8 @@ class GenerationRequest:
     scenes: tuple[str, ...] = ()
     make_video: bool = False
     use_persona_voice: bool = True
-    aspect_ratio: str = ""
-    burn_captions: bool = True
+    aspect_ratio: str = ""  # blank: the persona's default aspect ratio
+    burn_captions: bool | None = None  # None: the persona's captions setting
     recipient_name: str = ""
     voice_settings: dict = field(default_factory=dict)
 
@@ -120,10 +120,9 @@ class GenerationPlan:
 
 def plan_generation(*, persona: WritingPersona, request: GenerationRequest) -> GenerationPlan:
     features = persona.user.subscription.features
-    text, segments, video_count = _text_and_segments(persona, request)
+    text, segments, video_count, notes = _text_and_segments(persona, request)
     if not segments:
         raise PipelineError("There is nothing to narrate yet: add some text.")
-    notes: list[str] = []
     use_persona_voice = request.use_persona_voice and features["voice"]
     voice_provider, uses_persona_voice = expected_voice(persona, use_persona_voice)
     notes.extend(_voice_notes(persona, request, features, uses_persona_voice))
@@ -150,7 +149,7 @@ def plan_generation(*, persona: WritingPersona, request: GenerationRequest) -> G
         uses_persona_voice=uses_persona_voice,
         avatar_provider=avatar_provider,
         aspect_ratio=request.aspect_ratio or persona.avatar_aspect_ratio,
-        burn_captions=request.burn_captions,
+        burn_captions=persona.captions_enabled if request.burn_captions is None else request.burn_captions,
         audio_seconds=round(audio_seconds, 1),
         video_seconds=round(video_seconds, 1),
         voice_cost=pipeline.synthesis_cost(voice_provider, audio_seconds),
@@ -200,29 +199,37 @@ def _title_for(request: GenerationRequest) -> str:
     return f"{ContentType(request.content_type).label}: {opening}"[:150]
 
 
-def _text_and_segments(persona: WritingPersona, request: GenerationRequest) -> tuple[str, list[str], int]:
-    """(finished text, narration segments, how many segments the video covers)."""
+def _text_and_segments(persona: WritingPersona, request: GenerationRequest) -> tuple[str, list[str], int, list[str]]:
+    """(finished text, narration segments, how many segments the video covers, notes)."""
     content_type = request.content_type
     if content_type == ContentType.STORY:
         # Each scene is narrated on its own so the story also has one clip per scene.
         scenes = [s.strip() for s in request.scenes if s.strip()]
-        return "\n\n".join(scenes), scenes, len(scenes)
+        adaptation = platform_adaptation(persona, content_type)
+        adapted, tags, shortened = adapt_story(scenes, adaptation)
+        notes = []
+        if shortened:
+            limit = adaptation.target_length_words
+            notes.append(f"The story is shortened to fit your Story length setting ({limit} words).")
+        segments = [narration_text(scene) for scene in adapted]
+        text = "\n\n".join([*adapted, *([" ".join(tags)] if tags else [])])
+        return text, segments, len(segments), notes
     if content_type == ContentType.VOICE_SAMPLE:
         line = " ".join(request.text.split()) or VOICE_SAMPLE_LINE
-        return line, [line], 0
+        return line, [line], 0, []
     adaptation = platform_adaptation(persona, content_type)
     if content_type == ContentType.BLOG:
         # The explainer video narrates the opening, which is also the start of the full narration.
-        text = apply_emoji_policy(request.text.strip(), adaptation)
+        text = apply_emoji_policy(apply_tone(request.text.strip(), adaptation), adaptation)
         opening, rest = split_opening(narration_text(text), EXPLAINER_WORDS)
         explainer = split_for_narration(opening)
-        return text, explainer + split_for_narration(rest), len(explainer)
+        return text, explainer + split_for_narration(rest), len(explainer), []
     body = request.text.strip()
     if content_type == ContentType.EMAIL:
         body = f"Hi {request.recipient_name.strip()},\n\n{body}"
     text = adapt_for_platform(body, adaptation)
     segments = split_for_narration(narration_text(text))
-    return text, segments, len(segments)
+    return text, segments, len(segments), []
 
 
 # --- Platform adaptation ---------------------------------------------------------------------
@@ -254,15 +261,112 @@ def platform_adaptation(persona: WritingPersona, content_type: str) -> PlatformA
 
 
 def adapt_for_platform(text: str, adaptation: PlatformAdaptation | None) -> str:
-    """Fit a post to the persona's platform habits: length, emoji use and hashtags (the writer's
-    own first, topped up from the post's topic words, on a closing line)."""
+    """Fit a post to the persona's platform habits: tone, length, emoji use and hashtags (the
+    writer's own first, topped up from the post's topic words, on a closing line)."""
     if adaptation is None:
         return text
     own_tags = list(dict.fromkeys(f"#{tag}" for tag in HASHTAG_RE.findall(text)))
-    body = HASHTAG_RE.sub(r"\1", text)  # an inline #tag reads as its word
+    body = apply_tone(HASHTAG_RE.sub(r"\1", text), adaptation)  # an inline #tag reads as its word
     body = apply_emoji_policy(trim_to_words(body, adaptation.target_length_words), adaptation)
     tags = own_tags + suggested_hashtags(body, adaptation.hashtags - len(own_tags), exclude=own_tags)
     return f"{body}\n\n{' '.join(tags)}" if tags else body
+
+
+def adapt_story(scenes: list[str], adaptation: PlatformAdaptation | None) -> tuple[list[str], list[str], bool]:
+    """The Story adaptation, scene by scene: tone and emoji use in each scene, the length over the
+    whole story (whole scenes while they fit, then the last one cut at a sentence). Returns the
+    scenes, the hashtags for a closing line (not narrated) and whether the story was shortened."""
+    if adaptation is None:
+        return scenes, [], False
+    own_tags = list(dict.fromkeys(f"#{tag}" for scene in scenes for tag in HASHTAG_RE.findall(scene)))
+    adapted, budget, shortened = [], adaptation.target_length_words, False
+    for scene in scenes:
+        if budget <= 0:
+            shortened = True
+            break
+        # Emoji first, so the length counts words only.
+        toned = apply_emoji_policy(apply_tone(HASHTAG_RE.sub(r"\1", scene), adaptation), adaptation)
+        fitted = trim_to_words(toned, budget)
+        shortened = shortened or fitted != toned
+        adapted.append(fitted)
+        budget -= len(fitted.split())
+    tags = own_tags + suggested_hashtags(" ".join(adapted), adaptation.hashtags - len(own_tags), exclude=own_tags)
+    return adapted, tags, shortened
+
+
+# Tone keywords (the analysis writes labels such as "Formal and authoritative" or "Friendly and
+# conversational"; writers may type their own) and what each does to the text.
+FORMAL_TONE_RE = re.compile(r"\b(formal|authoritative|professional|academic)\b", re.IGNORECASE)
+CASUAL_TONE_RE = re.compile(r"\b(casual|conversational|friendly|informal|relaxed)\b", re.IGNORECASE)
+ENTHUSIASTIC_TONE_RE = re.compile(r"\b(enthusiastic|energetic|excited|upbeat)\b", re.IGNORECASE)
+CONTRACTIONS = {
+    "can't": "cannot",
+    "won't": "will not",
+    "shan't": "shall not",
+    "ain't": "is not",
+    "i'm": "I am",
+    "let's": "let us",
+}
+SUFFIXES = {"n't": " not", "'re": " are", "'ve": " have", "'ll": " will"}
+# "'s" is expanded only after these words ("it's" -> "it is", or "it has" before "been" / "got");
+# after any other word it is a possessive.
+IS_WORDS = frozenset({"it", "that", "there", "here", "what", "who", "he", "she"})
+CONTRACTION_RE = re.compile(r"\b([A-Za-z]+)['\u2019](t|s|re|ve|ll|m)\b(?=\s+([A-Za-z]+)|)")
+# Contracted only before another word, so a sentence never ends on "I'm." or "they're."
+EXPANDED_RE = re.compile(
+    r"\b(?:do|does|did|is|are|was|were|have|has|had|would|should|could) not\b|\b(?:cannot|will not)\b"
+    r"|\b(?:I am|you are|we are|they are)\b(?=\s+[A-Za-z])",
+    re.IGNORECASE,
+)
+SHORT_FORMS = {"cannot": "can't", "will not": "won't", "i am": "I'm"}
+
+
+def apply_tone(text: str, adaptation: PlatformAdaptation | None) -> str:
+    """The platform's tone as small, predictable edits: formal expands contractions and calms
+    exclamation marks; casual contracts the common negations and "I am" / "we are"; enthusiastic
+    ends on an exclamation when the text has none. Any other tone leaves the text as written."""
+    tone = (adaptation.tone if adaptation else "") or ""
+    if FORMAL_TONE_RE.search(tone):
+        text = CONTRACTION_RE.sub(_expand, text)
+        return re.sub(r"!+", ".", re.sub(r"\?!+", "?", text))
+    if CASUAL_TONE_RE.search(tone):
+        return EXPANDED_RE.sub(lambda m: _contract(m.group(0)), text)
+    stripped = text.rstrip()
+    if ENTHUSIASTIC_TONE_RE.search(tone) and "!" not in text and stripped.endswith("."):
+        return f"{stripped[:-1]}!"
+    return text
+
+
+def _expand(match: re.Match) -> str:
+    word, ending, following = match.group(1), match.group(2).lower(), (match.group(3) or "").lower()
+    stem = word.lower()
+    if f"{stem}'{ending}" in CONTRACTIONS:
+        full = CONTRACTIONS[f"{stem}'{ending}"]
+    elif ending == "t" and stem.endswith("n"):
+        full = stem[:-1] + SUFFIXES["n't"]
+    elif f"'{ending}" in SUFFIXES:
+        full = stem + SUFFIXES[f"'{ending}"]
+    elif ending == "s" and stem in IS_WORDS:
+        full = f"{stem} {'has' if following in ('been', 'got') else 'is'}"
+    else:
+        return match.group(0)  # a possessive, or a contraction with more than one reading ("I'd")
+    return _same_case(word, full)
+
+
+def _contract(phrase: str) -> str:
+    lowered = " ".join(phrase.lower().split())
+    short = SHORT_FORMS.get(lowered)
+    if short is None:
+        first, second = lowered.split(" ")
+        short = f"{first}n't" if second == "not" else f"{first}'re"
+    return _same_case(phrase, short)
+
+
+def _same_case(original: str, replacement: str) -> str:
+    """Keep a capital first letter (sentence starts) as the writer had it."""
+    if original[:1].isupper():
+        return replacement[:1].upper() + replacement[1:]
+    return replacement
 
 
 def trim_to_words(text: str, max_words: int) -> str:
@@ -548,7 +652,10 @@ def _save_audio_assets(job: MediaJob, persona: WritingPersona) -> None:
     )
     if job.content_type == ContentType.STORY:
         _keep_scene_clips(job, title)
-    _checkpoint(job, audio_asset=audio.pk, audio_seconds=round(audio.duration_seconds, 2))
+    # Kept on the job too, so adoption figures outlive a deleted library file.
+    _checkpoint(
+        job, audio_asset=audio.pk, audio_seconds=round(audio.duration_seconds, 2), persona_voice=all_persona_voice
+    )
     pipeline.heartbeat(job, 65)
 
 
@@ -591,7 +698,7 @@ def _render_avatar_video(job: MediaJob, persona: WritingPersona) -> bytes | None
         if poll.status != "completed":
             pipeline.wait_for_provider(job, progress=max(70, min(95, poll.progress)))
             return None
-        return poll.video
+        return _finished_video(job, persona, provider, poll.video)
     count = job.params["video_segment_count"]
     parts = job.result["parts"][:count]
     pause = pause_seconds(job.content_type)
@@ -619,12 +726,35 @@ def _render_avatar_video(job: MediaJob, persona: WritingPersona) -> bytes | None
         return None
     job.provider_job_id = ticket.provider_job_id
     job.save(update_fields=["provider_job_id"])
-    return ticket.video
+    return _finished_video(job, persona, provider, ticket.video)
+
+
+def _finished_video(job: MediaJob, persona: WritingPersona, provider, video: bytes) -> bytes:
+    """A hosted model returns the portrait as it framed it, without captions or label: put it in
+    the chosen aspect on the avatar background, in the persona's framing and style, with the
+    captions and the label burned in, as the offline renderer draws its own video."""
+    if getattr(provider, "draws_final_frame", False):
+        return video
+    from media_pipeline import avatar_render  # OpenCV and FFmpeg load in the worker only
+
+    # Re-encoding runs faster than real time; the lease covers one video length on top.
+    pipeline.heartbeat(job, 96, lease_seconds=settings.JOB_LEASE_SECONDS + job.result.get("video_seconds", 0))
+    with _background_image_copy(persona) as background_path:
+        options = _render_options(job, persona, job.result.get("captions") or [], background_path)
+        try:
+            return avatar_render.finish_hosted_video(
+                video,
+                aspect=job.params["aspect_ratio"],
+                size=avatar_render.SHORT_SIDES[AVATAR_RESOLUTION],
+                **options,
+            )
+        except avatar_render.RenderError as exc:
+            raise PipelineError(str(exc)) from exc
 
 
 def _render_options(job: MediaJob, persona: WritingPersona, cues: list, background_path: str) -> dict:
-    """The persona's avatar settings; providers use what they support (the offline renderer burns
-    captions in; hosted models ignore captions, and the SRT file carries them instead)."""
+    """The persona's avatar settings. The offline renderer draws all of them; hosted models take
+    the style as a prompt, and `_finished_video` draws the rest on their video."""
     return {
         "background": persona.avatar_background,
         "background_image": background_path,

@@ -184,13 +184,16 @@ def save_voice_settings(request, persona):
 def hear_voice_sample(request, persona):
     """Queue a short sample in the (unsaved) settings; the result plays on the settings page."""
     form = VoiceSettingsForm(request.POST, instance=persona)  # validated only, never saved here
-    if not form.is_valid():
-        return _settings_invalid(request, persona, "voice-settings", voice_form=form)
-    try:
-        check_rate_limit(request.user, "generation")
-        job = studio.request_voice_sample(persona=persona, voice_settings=form.cleaned_data)
-    except (PipelineError, RateLimited) as exc:
-        form.add_error(None, str(exc))
+    if form.is_valid():
+        try:
+            check_rate_limit(request.user, "generation")
+            job = studio.request_voice_sample(persona=persona, voice_settings=form.cleaned_data)
+        except (PipelineError, RateLimited) as exc:
+            form.add_error(None, str(exc))
+    if form.errors:
+        if request.htmx:
+            # htmx swaps the answer into the sample slot inside the card: only the errors go there.
+            return render(request, "personas/settings.html#voice-sample-error", {"voice_form": form})
         return _settings_invalid(request, persona, "voice-settings", voice_form=form)
     if request.htmx:
         return render(request, "personas/studio/job.html#job-status", {"job": job, "compact": True})

@@ -194,10 +194,11 @@ class OfflineVoiceProvider(VoiceProvider):
 
 
 class OfflineAvatarProvider(AvatarProvider):
-    """The talking portrait rendered in the worker, synchronously: no keys, no network, no cost."""
+    """The talking portrait rendered in the worker, synchronously: no keys, no network, no cost.
+    Framing, style, captions and the label are drawn in the render itself."""
 
     name = "offline"
-    SIZES = {"480p": 512, "720p": 720}  # the short side; 512 is the portrait's own size
+    draws_final_frame = True  # nothing to finish afterwards, unlike a hosted model's video
 
     def start_render(
         self,
@@ -220,10 +221,13 @@ class OfflineAvatarProvider(AvatarProvider):
                     audio_path,
                     out_path,
                     aspect=aspect,
-                    size=self.SIZES.get(resolution, 512),
+                    size=avatar_render.SHORT_SIDES.get(resolution, 512),
                     background=options.get("background") or avatar_render.DEFAULT_BACKGROUND,
                     background_image=options.get("background_image"),
                     captions=options.get("captions"),
+                    style=options.get("style") or "natural",
+                    framing=options.get("framing") or "head",
+                    label=options.get("label") or "",
                 )
             except avatar_render.RenderError as exc:
                 raise ProviderError(str(exc)) from exc

@@ -70,6 +70,7 @@ def _progress(created_at) -> int:
 class WaveSpeedAvatarProvider(AvatarProvider):
     name = "wavespeed"
     paid = True
+    draws_final_frame = False  # the studio finishes the video (aspect, captions, label) locally
 
     def __init__(self):
         self.http = HttpClient(
@@ -88,7 +89,8 @@ class WaveSpeedAvatarProvider(AvatarProvider):
         aspect: str = "1:1",
         options: dict | None = None,
     ) -> RenderTicket:
-        # `aspect` needs no field: both models keep the framing of the (already cropped) portrait.
+        # Both models keep the framing of the (already cropped) portrait and draw no captions; the
+        # studio reframes the downloaded video to `aspect` and burns captions and the label in.
         if resolution not in RESOLUTIONS:
             raise ProviderError(f"WaveSpeed renders 480p or 720p, not {resolution}.")
         options = options or {}

@@ -2,6 +2,7 @@ import wave
 from fractions import Fraction
 
 import av
+import cv2
 import numpy as np
 import pytest
 from PIL import Image
@@ -194,3 +195,111 @@ def test_the_offline_provider_reports_unusable_audio(tmp_path, portrait):
     with pytest.raises(ProviderError) as raised:
         get_avatar_provider("offline").start_render(portrait, str(not_audio))
     assert not raised.value.retryable
+
+
+# --- Framing, style and the AI-generated badge (measured on decoded frames) -------------------
+
+
+def render_frame(tmp_path, portrait, name: str, **kwargs) -> np.ndarray:
+    """The first decoded frame of a one-second render."""
+    audio = write_wav(tmp_path / "short.wav", speech_like(1, [0]))
+    out = tmp_path / f"{name}.mp4"
+    avatar_render.render_talking_portrait(portrait, audio, str(out), **kwargs)
+    _, frames = decoded(out)
+    return frames[0]
+
+
+def face_width(frame: np.ndarray) -> int:
+    faces = photo.find_faces(cv2.cvtColor(frame, cv2.COLOR_RGB2GRAY))
+    assert len(faces), "no face found in the frame"
+    return int(max(w for _, _, w, _ in faces))
+
+
+def background_share(frame: np.ndarray, colour: tuple[int, int, int]) -> float:
+    return float((np.abs(frame.astype(int) - colour).max(axis=2) < 12).mean())
+
+
+def test_framing_sets_how_large_the_face_is_and_how_much_background_shows(tmp_path, portrait):
+    frames = {
+        framing: render_frame(tmp_path, portrait, framing, aspect="16:9", background="#3366cc", framing=framing)
+        for framing in ("close", "head", "wide")
+    }
+    widths = {framing: face_width(frame) for framing, frame in frames.items()}
+    assert widths["close"] > widths["head"] * 1.25
+    assert widths["wide"] < widths["head"] * 0.85
+    shares = {framing: background_share(frame, (0x33, 0x66, 0xCC)) for framing, frame in frames.items()}
+    assert shares["wide"] > shares["head"] + 0.1
+    # A close-up fills the same square as head-and-shoulders, just nearer.
+    assert shares["close"] == pytest.approx(shares["head"], abs=0.02)
+
+
+def saturation(pixels: np.ndarray) -> float:
+    return float(cv2.cvtColor(np.ascontiguousarray(pixels), cv2.COLOR_RGB2HSV)[..., 1].mean())
+
+
+def test_each_style_has_its_own_look(tmp_path, portrait):
+    frames = {
+        style: render_frame(tmp_path, portrait, style, style=style) for style in ("natural", "professional", "vivid")
+    }
+    centre = np.s_[128:384, 128:384]
+    natural, professional, vivid = (saturation(frames[s][centre]) for s in ("natural", "professional", "vivid"))
+    assert vivid > natural * 1.2
+    assert professional < natural * 0.85
+    # The professional look has a thin light frame; the others run to the edge.
+    edge = np.s_[2:-2, 3]
+    assert np.abs(frames["professional"][edge].astype(int) - (229, 231, 235)).max() < 16
+    assert np.abs(frames["natural"][edge].astype(int) - (229, 231, 235)).max() > 40
+
+
+def test_the_ai_generated_badge_is_drawn_in_the_top_right_corner(tmp_path, portrait):
+    plain = render_frame(tmp_path, portrait, "plain", aspect="16:9", background="#3366cc")
+    labelled = render_frame(tmp_path, portrait, "labelled", aspect="16:9", background="#3366cc", label="AI-generated")
+    corner, elsewhere = np.s_[0:60, -220:], np.s_[0:60, :220]
+    assert np.abs(labelled[corner].astype(int) - plain[corner]).mean() > 8
+    assert np.abs(labelled[elsewhere].astype(int) - plain[elsewhere]).mean() < 1
+    assert (labelled[corner] > 220).all(axis=2).sum() > 40  # white lettering on a dark badge
+    assert (plain[corner] > 220).all(axis=2).sum() == 0
+
+
+def hosted_video(path, *, size=(320, 180), seconds=2.0, colour=(90, 140, 200)) -> bytes:
+    """A hosted model's answer: a real H.264 + AAC MP4 of one flat colour with a tone."""
+    fps, rate = 25, 24000
+    with av.open(str(path), "w", format="mp4") as out:
+        video = out.add_stream("libx264", rate=fps)
+        video.width, video.height, video.pix_fmt = size[0], size[1], "yuv420p"
+        audio = out.add_stream("aac", rate=rate, layout="mono")
+        tone = (0.2 * np.sin(2 * np.pi * 220 * np.arange(int(seconds * rate)) / rate)).astype(np.float32)
+        for start in range(0, len(tone), 1024):
+            frame = av.AudioFrame.from_ndarray(tone[None, start : start + 1024], format="flt", layout="mono")
+            frame.sample_rate, frame.pts, frame.time_base = rate, start, Fraction(1, rate)
+            out.mux(audio.encode(frame))
+        out.mux(audio.encode(None))
+        for i in range(int(seconds * fps)):
+            picture = av.VideoFrame.from_ndarray(np.full((size[1], size[0], 3), colour, np.uint8), format="rgb24")
+            picture.pts, picture.time_base = i, Fraction(1, fps)
+            out.mux(video.encode(picture))
+        out.mux(video.encode(None))
+    return path.read_bytes()
+
+
+def test_a_hosted_video_is_fitted_into_the_chosen_aspect_with_captions_and_badge(tmp_path):
+    source = hosted_video(tmp_path / "hosted.mp4")  # 16:9, 2 s
+    finished = avatar_render.finish_hosted_video(
+        source, aspect="9:16", background="#3366cc", captions=[(0.0, 1.0, "Hello from the studio")], label="AI"
+    )
+    (tmp_path / "finished.mp4").write_bytes(finished)
+    container, frames = decoded(tmp_path / "finished.mp4")
+    assert frames[0].shape == (910, 512, 3)
+    assert abs(container.duration / av.time_base - 2) < 0.2
+    assert len(container.streams.audio) == 1
+    # The 16:9 picture fills the width of the 512 px portrait square; the background shows above and below.
+    assert np.abs(frames[0][455, 256].astype(int) - (90, 140, 200)).max() < 12
+    assert np.abs(frames[0][200, 256].astype(int) - (0x33, 0x66, 0xCC)).max() < 12
+    band = np.s_[700:910, :]
+    assert (frames[10][band] > 235).all(axis=2).sum() > 200  # the caption while it lasts
+    assert (frames[40][band] > 235).all(axis=2).sum() == 0
+
+
+def test_an_unreadable_hosted_video_is_a_render_error():
+    with pytest.raises(avatar_render.RenderError, match="could not be read"):
+        avatar_render.finish_hosted_video(b"not a video at all")

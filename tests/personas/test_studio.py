@@ -7,6 +7,7 @@ import json
 from decimal import Decimal
 
 import av
+import numpy as np
 import pytest
 import responses
 from django.core.files.storage import default_storage
@@ -82,6 +83,64 @@ def test_srt_cues_follow_the_narration_timing():
     assert "00:00:02,500 --> 00:00:03,500\nSecond." in srt
 
 
+TONE_EXAMPLES = [
+    (
+        "Formal and authoritative",
+        "Don't worry! It's been a year and I'm sure we're ready. The writer's draft isn't done?! I can't wait.",
+        "Do not worry. It has been a year and I am sure we are ready. The writer's draft is not done? I cannot wait.",
+    ),
+    (
+        "Friendly and conversational",
+        "I do not know. I am sure you are right. We cannot stop and it is not over. Here I am.",
+        "I don't know. I'm sure you're right. We can't stop and it isn't over. Here I am.",
+    ),
+    ("Enthusiastic", "We shipped it. It works.", "We shipped it. It works!"),
+    ("Clear and informative", "Don't worry! We're ready.", "Don't worry! We're ready."),  # as written
+]
+
+
+@pytest.mark.parametrize(("tone", "text", "expected"), TONE_EXAMPLES)
+def test_tone_makes_small_predictable_edits(owner, tone, text, expected):
+    adaptation = add_adaptation(make_persona(owner), tone=tone)
+    assert studio.apply_tone(text, adaptation) == expected
+
+
+def test_the_linkedin_post_follows_the_platform_tone(owner):
+    persona = make_persona(owner)
+    add_adaptation(persona, tone="Formal", target_length_words=60, hashtags=0, emoji_use="none")
+    plan = studio.plan_generation(
+        persona=persona, request=studio.GenerationRequest("linkedin", text="We didn't plan it! It's working.")
+    )
+    assert plan.text == "We did not plan it. It is working."
+    assert plan.segments == ["We did not plan it. It is working."]
+
+
+def test_a_story_gets_its_platform_adaptation_scene_by_scene(owner):
+    persona = make_persona(owner)
+    add_adaptation(persona, Platform.STORY, tone="Formal", target_length_words=15, hashtags=1, emoji_use="none")
+    scenes = (
+        "The keeper didn't sleep 🌙! He watched the sea.",  # 9 words once formal
+        "A ship wasn't coming home. He lit the lamp. Then he waited all night long.",
+        "Morning came.",
+    )
+    plan = studio.plan_generation(
+        persona=persona, request=studio.GenerationRequest("story", scenes=scenes, title="Keeper")
+    )
+    # Tone and emoji per scene; the length over the whole story, cut at a sentence.
+    assert plan.segments == ["The keeper did not sleep. He watched the sea.", "A ship was not coming home."]
+    assert plan.video_segment_count == 0  # no video asked for
+    body, tags = plan.text.rsplit("\n\n", 1)
+    assert body == "\n\n".join(plan.segments) and tags.startswith("#") and len(tags.split()) == 1
+    assert any("shortened" in note for note in plan.notes)
+
+
+def test_a_story_without_a_story_adaptation_is_narrated_as_written(owner):
+    persona = make_persona(owner)
+    add_adaptation(persona, Platform.LINKEDIN, tone="Formal", target_length_words=20)
+    plan = studio.plan_generation(persona=persona, request=studio.GenerationRequest("story", scenes=STORY, title="K"))
+    assert plan.segments == list(STORY) and not any("shortened" in note for note in plan.notes)
+
+
 # --- Planning: tiers, opt-outs, caps, costs ---------------------------------------------------
 
 
@@ -132,6 +191,46 @@ def test_opted_out_voice_uses_the_standard_voice(owner):
     assert not plan.uses_persona_voice and "opted out" in plan.notes[0]
 
 
+@pytest.mark.parametrize("captions_enabled", [True, False])
+@pytest.mark.parametrize(
+    ("content_type", "fields"),
+    [
+        ("story", {"scenes": STORY, "title": "S"}),
+        ("blog", {"text": "A post.", "title": "B"}),
+        ("email", {"text": "See you soon.", "recipient_name": "Ana"}),
+        ("linkedin", {"text": "Hello network."}),
+    ],
+)
+def test_every_generation_burns_captions_as_the_persona_is_set(owner, captions_enabled, content_type, fields):
+    persona = make_persona(owner, voice=True, avatar=True, captions_enabled=captions_enabled)
+    request = studio.GenerationRequest(content_type, make_video=True, **fields)
+    assert studio.plan_generation(persona=persona, request=request).burn_captions is captions_enabled
+
+
+@pytest.mark.parametrize("captions_enabled", [True, False])
+def test_the_studio_forms_use_the_captions_setting_and_linkedin_can_override_it(owner, captions_enabled):
+    from personas.forms import BlogNarrationForm, LinkedInVideoForm
+
+    persona = make_persona(owner, voice=True, avatar=True, captions_enabled=captions_enabled)
+
+    def planned(form, text):
+        assert form.is_valid(), form.errors
+        request = studio.GenerationRequest(form.content_type, text=text, **form.request_options())
+        return studio.plan_generation(persona=persona, request=request)
+
+    blog = BlogNarrationForm({"title": "B", "text": "A post.", "make_video": "on"}, persona=persona)
+    blog.content_type = "blog"
+    assert planned(blog, "A post.").burn_captions is captions_enabled
+    unbound = LinkedInVideoForm(persona=persona)
+    assert unbound["burn_captions"].value() is captions_enabled  # the saved setting is the default
+    override = {"text": "Hi.", "aspect_ratio": "1:1", "make_video": "on"}
+    if not captions_enabled:
+        override["burn_captions"] = "on"
+    linkedin = LinkedInVideoForm(override, persona=persona)
+    linkedin.content_type = "linkedin"
+    assert planned(linkedin, "Hi.").burn_captions is not captions_enabled  # changed for this post only
+
+
 def test_paid_providers_are_estimated_before_the_job(owner, settings):
     persona = make_persona(owner, voice=True, avatar=True)
     persona.voice_provider, persona.avatar_provider = "minimax", "wavespeed"
@@ -163,13 +262,23 @@ def test_overlong_video_is_refused(owner):
         studio.plan_generation(persona=persona, request=request)
 
 
-@pytest.mark.parametrize(("tier", "cap"), [(Tier.FREE, 20), (Tier.BASIC, 100), (Tier.PRO, 500)])
-def test_monthly_cap_refuses_with_a_clear_message(user_on, settings, tier, cap):
-    settings.TIERS = {**settings.TIERS, tier: {**settings.TIERS[tier], "monthly_generations": 2}}
+@pytest.mark.parametrize("tier", [Tier.FREE, Tier.BASIC, Tier.PRO])
+def test_monthly_cap_refuses_with_a_clear_message(user_on, settings, tier):
+    cap = settings.TIERS[tier]["monthly_generations"]
+    assert cap  # every tier below Enterprise has a cap
     persona = make_persona(user_on(tier))
-    for _ in range(2):
-        studio.generate_content_with_persona(user=persona.user, content_type="blog", text="Hi.", title="T")
-    with pytest.raises(PipelineError, match="used all 2 generations") as caught:
+
+    def earlier_generations(count, **fields):
+        MediaJob.objects.bulk_create(
+            MediaJob(
+                user=persona.user, persona=persona, kind="render", content_type="blog", provider="offline", **fields
+            )
+            for _ in range(count)
+        )
+
+    earlier_generations(cap - 1)
+    studio.generate_content_with_persona(user=persona.user, content_type="blog", text="Hi.", title="T")  # the last
+    with pytest.raises(PipelineError, match=f"used all {cap} generations") as caught:
         studio.generate_content_with_persona(user=persona.user, content_type="blog", text="Hi.", title="T")
     assert "Upgrade" in str(caught.value)
     # Failed generations and voice samples do not count.
@@ -208,6 +317,7 @@ def test_story_with_avatar_video_makes_every_asset_and_meters_each_step(
     assets = {a.title: a for a in job.assets.all()}
     combined = assets["The keeper · narration"]
     assert combined.used_persona_voice and combined.mime_type == "audio/mpeg"
+    assert job.result["persona_voice"] is True  # kept on the job for the adoption figures
     scene_clips = [assets["The keeper · scene 1"], assets["The keeper · scene 2"]]
     # One combined file: as long as both scenes plus the pause between them.
     assert combined.duration_seconds == pytest.approx(
@@ -258,6 +368,7 @@ def test_standard_voice_when_the_writer_turns_their_voice_off(persona, run_jobs,
     )
     audio = job.assets.get(title="Off · narration")
     assert not audio.used_persona_voice and audio.provider == "offline"
+    assert job.result["persona_voice"] is False
     assert set(UsageRecord.objects.filter(job=job).values_list("provider", flat=True)) == {"offline"}
 
 
@@ -420,6 +531,57 @@ def test_wavespeed_render_is_polled_and_charged_once(owner, settings, run_jobs, 
     assert job.estimated_cost_usd == Decimal("0.15") and job.cost_usd == Decimal("0.15")
     assert job.assets.get(kind="video").provider == "wavespeed"
     assert job.params["text"].startswith("Hi Ana,")
+
+
+def test_a_wavespeed_video_gets_the_chosen_aspect_captions_and_label(
+    owner, settings, tmp_path, run_jobs, django_capture_on_commit_callbacks
+):
+    """The hosted model returns the square portrait talking, nothing more; the studio puts it in
+    the chosen aspect on the avatar background and burns the captions and the label in."""
+    from tests.media_pipeline.test_avatar_render import hosted_video
+    from tests.media_pipeline.test_wavespeed import API, HUNYUAN, RESULT, UPLOAD, VIDEO_URL, prediction, uploaded
+
+    settings.WAVESPEED_API_KEY, settings.WAVESPEED_BASE_URL = "ws-test", API
+    settings.PROVIDER_POLL_SECONDS = 0
+    persona = make_persona(owner, voice=True, avatar=True, avatar_background="#3366cc", captions_enabled=True)
+    persona.avatar_provider = "wavespeed"
+    persona.save()
+    colour = (200, 120, 60)
+    with responses.RequestsMock() as mocked:
+        mocked.post(UPLOAD, json=uploaded("image", "https://cdn.example/p.png"))
+        mocked.post(UPLOAD, json=uploaded("audio", "https://cdn.example/a.mp3"))
+        mocked.post(HUNYUAN, json=prediction("created"))
+        mocked.get(RESULT, json=prediction("completed", outputs=[VIDEO_URL]))
+        mocked.get(VIDEO_URL, body=hosted_video(tmp_path / "hosted.mp4", size=(240, 240), seconds=6, colour=colour))
+        job = generate(
+            django_capture_on_commit_callbacks,
+            run_jobs,
+            user=owner,
+            content_type="email",
+            text="Thanks for the chat today.",
+            recipient_name="Ana",
+            make_video=True,
+            aspect_ratio="16:9",
+        )
+    assert job.status == JobStatus.SUCCEEDED, job.error
+    video = job.assets.get(kind="video")
+    with default_storage.open(video.file.name) as f, av.open(io.BytesIO(f.read())) as container:
+        assert container.metadata.get("comment", "").startswith("AI-generated")
+        assert len(container.streams.audio) == 1
+        frames = [frame.to_ndarray(format="rgb24") for frame in container.decode(video=0)]
+    assert frames[0].shape == (512, 910, 3)  # 16:9, as chosen, from a square video
+    first = frames[2]
+    assert np.abs(first[256, 455].astype(int) - colour).max() < 14  # the portrait in the middle
+    assert np.abs(first[256, 40].astype(int) - (0x33, 0x66, 0xCC)).max() < 14  # the background beside it
+    # The captions while the narration lasts, none after it.
+    caption_end = job.result["captions"][-1][1]
+    assert caption_end < 5.5
+    band = np.s_[380:512, 200:710]
+    assert (first[band] > 235).all(axis=2).sum() > 150
+    assert (frames[-1][band] > 235).all(axis=2).sum() == 0
+    # The label in the top right corner, on every frame.
+    corner = np.s_[0:50, -200:]
+    assert all((frame[corner] > 220).all(axis=2).sum() > 30 for frame in (first, frames[-1]))
 
 
 def test_voice_sample_uses_unsaved_settings_and_keeps_only_the_newest(

@@ -15,6 +15,7 @@ from django.utils.html import escape
 from PIL import Image
 
 from media_pipeline.models import JobKind, JobStatus, MediaAsset, MediaJob, UsageRecord
+from media_pipeline.services import PipelineError
 from personas import charts, studio
 from personas.models import ConsentRecord, PlatformAdaptation, Tier, TrainingStatus
 from tests.personas.conftest import make_persona
@@ -158,6 +159,30 @@ def test_dashboard_figures_equal_the_sum_of_the_usage_rows(owner_client, persona
     assert page.count("<svg") == 4 and "Uses per platform" in page
 
 
+def test_dashboard_uses_count_pieces_of_content_not_provider_calls(owner_client, persona):
+    story = make_render_job(persona, content_type="story", status=JobStatus.SUCCEEDED)
+    post = make_render_job(persona, content_type="linkedin", status=JobStatus.SUCCEEDED)
+    training = make_render_job(persona, kind=JobKind.VOICE_CLONE, content_type="")
+    rows = [usage(persona, "voice_synthesis", "0.01", seconds=20, content_type="story", job=story) for _ in range(5)]
+    rows.append(usage(persona, "avatar_video", "0.30", seconds=100, content_type="story", job=story))
+    rows.append(usage(persona, "voice_synthesis", "0.02", seconds=30, content_type="linkedin", job=post))
+    rows.append(usage(persona, "avatar_video", "0.15", seconds=30, content_type="linkedin", job=post))
+    rows.append(usage(persona, "voice_clone", "0.75", content_type="", job=training))
+    response = owner_client.get(reverse("personas:dashboard"))
+    stats = response.context["stats"]
+    assert stats.uses == 3  # a five-scene story with a video, a post with a video, one voice training
+    assert {row.label: row.uses for row in stats.by_platform} == {"Story": 1, "LinkedIn": 1, "Other": 1}
+    assert {row.label: row.uses for row in stats.by_kind} == {"Audio": 2, "Video": 2, "Voice training": 1}
+    # Minutes and cost are still the sums of the usage rows.
+    assert stats.cost == sum(r.cost_usd for r in rows) == Decimal("1.27")
+    assert stats.audio_minutes == pytest.approx(130 / 60) and stats.video_minutes == pytest.approx(130 / 60)
+    by_platform = {row.label: row.cost for row in stats.by_platform}
+    assert by_platform["Story"] == Decimal("0.35") and by_platform["LinkedIn"] == Decimal("0.17")
+    page = response.content.decode()
+    assert re.search(r'data-figure="uses">3<', page)
+    assert "<title>Story: 1</title>" in page and "<title>Audio: 2</title>" in page
+
+
 def test_monthly_chart_shows_the_last_six_months(persona):
     old = usage(persona, "voice_synthesis", "0.10", seconds=60)
     UsageRecord.objects.filter(pk=old.pk).update(created_at=timezone.now() - timezone.timedelta(days=400))
@@ -260,6 +285,39 @@ def test_hear_it_queues_a_sample_job_and_plays_it(owner_client, persona, run_job
     assert "hx-trigger" not in done and f'src="{reverse("media:asset", args=[asset.pk])}"' in done
     persona.refresh_from_db()
     assert persona.voice_speed == 1.0  # hearing is not saving
+
+
+@pytest.mark.parametrize("failure", ["invalid form", "rate limit", "pipeline error"])
+def test_a_refused_hear_it_answers_only_an_error_for_the_sample_slot(
+    owner_client, persona, settings, monkeypatch, failure
+):
+    data = {"voice_emotion": "calm", "voice_speed": "1", "voice_pitch": "0", "voice_volume": "1"}
+    if failure == "invalid form":
+        data["voice_speed"], expected = "3", "Voice speed: Ensure this value is less than or equal to 2.0."
+    elif failure == "rate limit":
+        settings.RATE_LIMITS = {**settings.RATE_LIMITS, "generation": 0}
+        expected = "You have reached the limit of 0 generation requests per hour."
+    else:
+
+        def refuse(**kwargs):
+            raise PipelineError("There is nothing to narrate yet.")
+
+        monkeypatch.setattr(studio, "request_voice_sample", refuse)
+        expected = "There is nothing to narrate yet."
+    response = owner_client.post(reverse("personas:settings_voice_sample"), data, **HTMX)
+    fragment = response.content.decode()
+    assert response.status_code == 200
+    # Swapped into #voice-sample inside the voice card: no second card, no repeated ids.
+    assert "<section" not in fragment and 'id="' not in fragment and "<form" not in fragment
+    assert 'role="alert"' in fragment and escape(expected) in fragment
+    assert not MediaJob.objects.exists()
+    # Without htmx the settings page comes back whole, with the error on the voice form.
+    settings.RATE_LIMITS = (
+        {**settings.RATE_LIMITS, "generation": 0} if failure == "rate limit" else settings.RATE_LIMITS
+    )
+    page = owner_client.post(reverse("personas:settings_voice_sample"), data).content.decode()
+    assert page.count('id="voice-settings"') == 1 and page.count('id="voice-sample"') == 1
+    assert escape(expected.split(": ", 1)[-1]) in page
 
 
 def test_hear_it_without_js_redirects_to_the_job_page(owner_client, persona):
