@@ -211,7 +211,9 @@ def _text_and_segments(persona: WritingPersona, request: GenerationRequest) -> t
         if shortened:
             limit = adaptation.target_length_words
             notes.append(f"The story is shortened to fit your Story length setting ({limit} words).")
-        segments = [narration_text(scene) for scene in adapted]
+        segments = [
+            spoken for spoken in map(narration_text, adapted) if spoken
+        ]  # an emoji-only scene has nothing to say
         text = "\n\n".join([*adapted, *([" ".join(tags)] if tags else [])])
         return text, segments, len(segments), notes
     if content_type == ContentType.VOICE_SAMPLE:
