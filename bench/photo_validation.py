@@ -45,9 +45,10 @@ def measure(path: str, runs: int, folder: str) -> dict:
     from media_pipeline import photo
 
     def worker_step():
+        # As services.run_photo_check does: the photo is decoded once, by analyse_photo.
         report = photo.analyse_photo(path)
-        photo.sanitised_jpeg(path)
-        photo.portrait_crop(path, report)
+        photo.sanitised_jpeg(report.photo)
+        photo.portrait_crop(report.photo, report)
         return report
 
     pillow_load(path), worker_step()  # warm: imports, the face cascade

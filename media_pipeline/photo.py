@@ -5,6 +5,7 @@ The format is decided by the file's content, never its name. Every problem becom
 a message that tells the user what to do; nothing here raises for a bad upload."""
 
 import io
+import math
 import warnings
 from collections.abc import Callable
 from dataclasses import asdict, dataclass, field
@@ -14,8 +15,16 @@ import cv2
 import numpy as np
 from django.conf import settings
 from PIL import Image, ImageOps, UnidentifiedImageError
+from pillow_heif import register_heif_opener
 
-ACCEPTED_FORMATS = {"JPEG", "PNG", "WEBP"}
+# iPhones save HEIC by default. Thumbnails, depth maps and auxiliary images are never used.
+register_heif_opener(thumbnails=False, depth_images=False, aux_images=False)
+
+# Phones often write JPEGs with a second image (depth map, other lens, preview) appended: Pillow
+# calls these MPO. HEIC files may hold several images too. Both are read as their primary image.
+MULTI_IMAGE_FORMATS = {"MPO", "HEIF"}
+ACCEPTED_FORMATS = {"JPEG", "PNG", "WEBP"} | MULTI_IMAGE_FORMATS
+ACCEPTED_NAMES = "a JPEG, PNG, WebP or HEIC"
 HEIC_BRANDS = {b"heic", b"heix", b"heim", b"heis", b"hevc", b"hevx", b"mif1", b"msf1", b"avif"}
 DETECT_SIDE = 640  # faces are found on a copy this size: fast, and fewer false hits in textures
 # analyse_photo looks first on a smaller copy: the Haar search costs about (copy side / smallest
@@ -24,6 +33,8 @@ DETECT_SIDE = 640  # faces are found on a copy this size: fast, and fewer false 
 # only when it finds none is the photo searched again at DETECT_SIDE for smaller faces.
 ANALYSIS_DETECT_SIDE = 400
 HAAR_WINDOW = 24  # the cascade's own window: it finds nothing smaller
+# The largest copy searched when counting the people beside a small face in a large photo.
+COUNT_DETECT_SIDE = 2 * DETECT_SIDE
 SHARPNESS_SIDE = 160  # faces are scored at one size so the score does not depend on the resolution
 SANITISED_SIDE = 2048
 # portrait_crop frames the face so it is 1/PORTRAIT_ZOOM of the square, its centre
@@ -103,19 +114,21 @@ def _decode_upright(path: str, to_rgb: Callable[[Image.Image], Image.Image]) -> 
             warnings.simplefilter("error", Image.DecompressionBombWarning)
             with Image.open(path) as image:
                 if image.format not in ACCEPTED_FORMATS:
-                    raise PhotoRejected(f"{image.format} images are not supported; upload a JPEG, PNG or WebP photo.")
-                if getattr(image, "is_animated", False):
+                    raise PhotoRejected(f"{image.format} images are not supported; upload {ACCEPTED_NAMES} photo.")
+                # The open frame of an MPO or HEIF is its primary image: the photo itself.
+                if image.format not in MULTI_IMAGE_FORMATS and getattr(image, "is_animated", False):
                     raise PhotoRejected("Animated images are not supported; upload a still photo.")
                 image.load()
                 ImageOps.exif_transpose(image, in_place=True)
                 return to_rgb(image), image.format
     except (Image.DecompressionBombError, Image.DecompressionBombWarning):
         raise PhotoRejected(f"The photo is too large; use one under {max_pixels // 1_000_000} megapixels.") from None
-    except UnidentifiedImageError:
+    except (UnidentifiedImageError, OSError, SyntaxError, ValueError, EOFError, RuntimeError) as exc:
         if head[4:8] == b"ftyp" and head[8:12] in HEIC_BRANDS:
-            raise PhotoRejected("HEIC photos are not supported; export as JPEG and upload that.") from None
-        raise PhotoRejected("This file is not a photo we can read; upload a JPEG, PNG or WebP image.") from None
-    except (OSError, SyntaxError, ValueError, EOFError):
+            # libheif refuses damaged files and the HEIF variants it cannot decode (AVIF) alike.
+            raise PhotoRejected("This HEIC photo cannot be read; export it as JPEG and upload that.") from None
+        if isinstance(exc, UnidentifiedImageError):
+            raise PhotoRejected(f"This file is not a photo we can read; upload {ACCEPTED_NAMES} image.") from None
         # Pillow reports truncated and corrupt data this way.
         raise PhotoRejected("The photo file is damaged or incomplete; export it again and upload it.") from None
 
@@ -176,9 +189,21 @@ def _detection_copy(image: Image.Image, side: int) -> tuple[np.ndarray, float]:
 
 
 def _photo_faces(image: Image.Image, *, min_height: float) -> list[list[int]]:
-    faces = _faces_in_copy(*_detection_copy(image, ANALYSIS_DETECT_SIDE), min_height)
-    if not faces and max(image.size) > ANALYSIS_DETECT_SIDE:
-        faces = _faces_in_copy(*_detection_copy(image, DETECT_SIDE), min_height)
+    side = max(image.size)
+    copy_side = ANALYSIS_DETECT_SIDE
+    faces = _faces_in_copy(*_detection_copy(image, copy_side), min_height)
+    if not faces and side > copy_side:
+        copy_side = DETECT_SIDE
+        faces = _faces_in_copy(*_detection_copy(image, copy_side), min_height)
+    if faces and side > copy_side:
+        # Another face counts from 0.4 of the largest one's height (see _faces_in_copy). When the
+        # copy was too small to show a face that size, count again on one that can: a second
+        # person further back must still make this a two-face photo.
+        # The recount shows such a face at 1.5 windows: right at the window, Haar misses many.
+        counted = max(min_height, 0.4 * faces[0][3])
+        if counted < HAAR_WINDOW * side / copy_side:
+            recount_side = min(math.ceil(side * 1.5 * HAAR_WINDOW / counted), COUNT_DETECT_SIDE)
+            faces = _faces_in_copy(*_detection_copy(image, recount_side), counted) or faces
     return faces
 
 

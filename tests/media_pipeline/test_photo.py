@@ -44,6 +44,17 @@ def test_two_faces_are_refused(tmp_path):
     assert "We found 2 faces; use a photo with only you in it." in messages(report)
 
 
+def test_a_second_person_further_back_in_a_large_photo_is_counted(tmp_path):
+    # The first search runs on a small copy that cannot show the second face (about 170 px of
+    # 4000); it is big enough to count (over 0.4 of the first face), so the photo is searched again.
+    scene = Image.new("RGB", (4000, 2400), (128, 128, 128))
+    scene.paste(pf.astronaut(1500), (100, 100))
+    scene.paste(pf.astronaut(900), (2600, 600))
+    report = photo.analyse_photo(pf.write(tmp_path, "group.jpg", scene))
+
+    assert "We found 2 faces; use a photo with only you in it." in messages(report)
+
+
 def test_a_small_photo_is_refused(tmp_path):
     report = photo.analyse_photo(pf.write(tmp_path, "small.jpg", pf.astronaut(480)))
 
@@ -134,6 +145,67 @@ def test_orientation_is_applied_and_no_exif_or_gps_survives(tmp_path):
     assert b"Exif" not in photo.sanitised_jpeg(path)
 
 
+def phone_exif() -> Image.Exif:
+    exif = Image.Exif()
+    exif[ExifTags.Base.Make] = "PhoneCo"
+    gps = exif.get_ifd(ExifTags.IFD.GPSInfo)
+    gps[ExifTags.GPS.GPSLatitudeRef] = "N"
+    gps[ExifTags.GPS.GPSLatitude] = (51.0, 30.0, 12.5)
+    return exif
+
+
+def assert_clean_jpeg(data: bytes, size: tuple[int, int]) -> None:
+    clean = Image.open(io.BytesIO(data))
+    assert clean.format == "JPEG" and clean.size == size
+    assert len(clean.getexif()) == 0 and "exif" not in clean.info and b"Exif" not in data
+    assert b"PhoneCo" not in data
+
+
+def test_a_phone_jpeg_with_a_second_image_mpo_is_read_as_its_first_frame(tmp_path):
+    # Phones append a depth map or a second lens's image; Pillow reads such a JPEG as MPO.
+    second = Image.new("RGB", (1200, 1200), "black")
+    path = pf.write(
+        tmp_path, "phone.jpg", pf.astronaut(), "MPO", save_all=True, append_images=[second], exif=phone_exif()
+    )
+    with Image.open(path) as stored:
+        assert stored.format == "MPO" and stored.n_frames == 2 and stored.getexif()
+
+    report = photo.analyse_photo(path)
+
+    assert report.errors == [] and report.metrics["format"] == "MPO" and report.metrics["face_count"] == 1
+    assert 120 < report.metrics["brightness"] < 200  # the portrait, not the black second frame
+    assert_clean_jpeg(photo.sanitised_jpeg(report.photo), (1200, 1200))
+
+
+def test_a_heic_photo_is_accepted_and_re_encoded_as_jpeg_without_exif(tmp_path):
+    path = pf.write(tmp_path, "IMG_0001.HEIC", pf.astronaut(), "HEIF", quality=90, exif=phone_exif())
+    with Image.open(path) as stored:
+        assert stored.format == "HEIF" and stored.getexif()[ExifTags.Base.Make] == "PhoneCo"
+
+    report = photo.analyse_photo(path)
+
+    assert report.errors == [] and report.metrics["format"] == "HEIF" and report.metrics["face_count"] == 1
+    assert_clean_jpeg(photo.sanitised_jpeg(report.photo), (1200, 1200))
+    assert Image.open(io.BytesIO(photo.portrait_crop(report.photo, report))).size == (512, 512)
+
+
+@pytest.mark.parametrize("name", ["IMG_0001.HEIC", "photo.heif", "me.jpg"])
+def test_the_photo_form_takes_heic_files(settings, name):
+    from django import forms
+    from django.core.files.uploadedfile import SimpleUploadedFile
+
+    from onboarding.forms import PHOTO_EXTENSIONS, PhotoForm, _check_upload
+
+    def check(file_name):
+        upload = SimpleUploadedFile(file_name, b"photo bytes")
+        _check_upload(upload, extensions=PHOTO_EXTENSIONS, max_bytes=settings.MAX_PHOTO_UPLOAD_BYTES, kind="a photo")
+
+    check(name)  # accepted: the content is judged later, in the worker
+    with pytest.raises(forms.ValidationError, match="HEIC, HEIF"):
+        check("photo.tiff")
+    assert ".heic" in PhotoForm.base_fields["photo"].widget.attrs["accept"]
+
+
 def test_the_sanitised_copy_is_capped(tmp_path):
     clean = Image.open(io.BytesIO(photo.sanitised_jpeg(pf.write(tmp_path, "huge.jpg", pf.astronaut(3000)))))
 
@@ -198,13 +270,13 @@ HTML = b"<!doctype html><html><body><img src=x onerror=alert(1)></body></html>"
 @pytest.mark.parametrize(
     ("name", "content", "message"),
     [
-        ("anim.gif", animated("GIF"), "GIF images are not supported; upload a JPEG, PNG or WebP photo."),
+        ("anim.gif", animated("GIF"), "GIF images are not supported; upload a JPEG, PNG, WebP or HEIC photo."),
         ("anim.webp", animated("WEBP"), "Animated images are not supported; upload a still photo."),
-        ("drawing.svg", SVG, "This file is not a photo we can read; upload a JPEG, PNG or WebP image."),
-        ("page.png", HTML, "This file is not a photo we can read; upload a JPEG, PNG or WebP image."),
+        ("drawing.svg", SVG, "This file is not a photo we can read; upload a JPEG, PNG, WebP or HEIC image."),
+        ("page.png", HTML, "This file is not a photo we can read; upload a JPEG, PNG, WebP or HEIC image."),
         ("empty.jpg", b"", "The file is empty; please upload the photo again."),
         ("cut.jpg", pf.encode(pf.astronaut())[:20_000], "The photo file is damaged or incomplete"),
-        ("iphone.heic", b"\x00\x00\x00\x18ftypheic\x00\x00\x00\x00mif1heic" + bytes(64), "HEIC photos"),
+        ("iphone.heic", b"\x00\x00\x00\x18ftypheic\x00\x00\x00\x00mif1heic" + bytes(64), "This HEIC photo cannot"),
     ],
 )
 def test_unusable_files_get_a_clear_error(tmp_path, name, content, message):

@@ -70,7 +70,10 @@ def test_missing_photo(owner_client, persona):
 
 def test_wrong_file_type(owner_client, persona, upload):
     response = upload(persona, name="me.gif")
-    assert "That file is not a photo we can use. Upload one of: JPG, JPEG, PNG, WEBP." in response.content.decode()
+    assert (
+        "That file is not a photo we can use. Upload one of: JPG, JPEG, PNG, WEBP, HEIC, HEIF."
+        in response.content.decode()
+    )
     nothing_changed(persona)
 
 
