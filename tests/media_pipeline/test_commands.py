@@ -68,6 +68,31 @@ def test_purge_media_dry_run_lists_and_keeps_then_deletes_orphans_and_abandoned_
     assert not persona.voice_training_audio
 
 
+def test_the_sweeper_also_purges_so_samples_never_outlive_the_retention_without_cron(persona, monkeypatch):
+    persona.voice_training_audio.save("sample", ContentFile(b"voice"), save=True)
+    sample = persona.voice_training_audio.name
+    age(sample, 25)
+    out, _ = run("sweep_jobs")
+    assert "purged" not in out and default_storage.exists(sample)
+    out, _ = run("sweep_jobs", "--purge")
+    assert "purged 1 file(s)" in out and not default_storage.exists(sample)
+
+    # In a loop the purge runs on its own, slower interval: here at the first round only.
+    from media_pipeline.management.commands import sweep_jobs
+
+    rounds = iter(range(3))
+
+    def sleep(_seconds):
+        if next(rounds) == 2:
+            raise KeyboardInterrupt  # stop the loop after three rounds
+
+    monkeypatch.setattr(sweep_jobs.time, "sleep", sleep)
+    out = StringIO()
+    with pytest.raises(KeyboardInterrupt):
+        call_command("sweep_jobs", "--loop", "1", "--purge-every", "3600", stdout=out)
+    assert out.getvalue().count("requeued 0, failed 0") == 3 and out.getvalue().count("purged 0 file(s)") == 1
+
+
 def test_media_is_encrypted_at_rest(db):
     name = default_storage.save("private/generated/secret.wav", ContentFile(b"RIFF plain audio"))
     with open(default_storage.path(name), "rb") as f:
