@@ -1,4 +1,9 @@
+import os
+import subprocess
+import sys
+
 import pytest
+from django.conf import settings as django_settings
 from django.contrib.auth.models import User
 from django.db import connection
 
@@ -77,3 +82,16 @@ def subprocess_database_url() -> str:
         return f"sqlite:///{db['NAME']}"
     host, port, user = db.get("HOST") or "127.0.0.1", db.get("PORT") or 5432, db.get("USER") or "postgres"
     return f"postgres://{user}@{host}:{port}/{db['NAME']}"
+
+
+def start_db_worker(media_root, *, interval: float = 0.2, **popen) -> subprocess.Popen:
+    """A real `manage.py db_worker` process on the test database and media folder (no
+    autoreloader, so the process started is the one that works, and the one a test can kill)."""
+    env = {
+        **os.environ,
+        "DATABASE_URL": subprocess_database_url(),
+        "MEDIA_ROOT": str(media_root),
+        "GTTS_ENABLED": "false",
+    }
+    command = ["manage.py", "db_worker", "--queue-name", "*", "--interval", str(interval), "--no-startup-delay"]
+    return subprocess.Popen([sys.executable, *command, "--no-reload"], cwd=django_settings.BASE_DIR, env=env, **popen)

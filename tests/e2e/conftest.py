@@ -2,15 +2,13 @@
 `db_worker` process sharing the test database and media folder."""
 
 import os
-import subprocess
-import sys
 import time
 from pathlib import Path
 
 import pytest
 from django.conf import settings
 
-from tests.conftest import subprocess_database_url
+from tests.conftest import start_db_worker
 
 os.environ.setdefault("DJANGO_ALLOW_ASYNC_UNSAFE", "true")
 CHROMIUM = "/usr/bin/chromium"
@@ -71,27 +69,7 @@ def page(browser, live_server):
 @pytest.fixture
 def worker(live_server, private_media_root):
     """The real job worker (`manage.py db_worker`) on the test database and media folder."""
-    env = {
-        **os.environ,
-        "DATABASE_URL": subprocess_database_url(),
-        "MEDIA_ROOT": str(private_media_root),
-        "GTTS_ENABLED": "false",
-    }
-    proc = subprocess.Popen(
-        [
-            sys.executable,
-            "manage.py",
-            "db_worker",
-            "--queue-name",
-            "*",
-            "--interval",
-            "0.2",
-            "--no-startup-delay",
-            "--no-reload",
-        ],
-        cwd=settings.BASE_DIR,
-        env=env,
-    )
+    proc = start_db_worker(private_media_root)
     time.sleep(0.5)
     yield proc
     proc.terminate()

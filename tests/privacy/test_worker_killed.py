@@ -4,19 +4,17 @@ the job to a new worker, which finishes it with each step charged once and no st
 import os
 import signal
 import subprocess
-import sys
 import time
 from datetime import timedelta
 from pathlib import Path
 
 import pytest
-from django.conf import settings
 
 from media_pipeline import services as pipeline
 from media_pipeline.models import JobStatus, MediaAsset, MediaJob, UsageRecord
 from personas import studio
 from personas.models import Tier
-from tests.conftest import make_user, subprocess_database_url
+from tests.conftest import make_user, start_db_worker
 from tests.personas.conftest import make_persona
 
 pytestmark = pytest.mark.django_db(transaction=True)
@@ -29,29 +27,7 @@ SCENES = tuple(
 
 
 def start_worker(media_root: Path) -> subprocess.Popen:
-    env = {
-        **os.environ,
-        "DATABASE_URL": subprocess_database_url(),
-        "MEDIA_ROOT": str(media_root),
-        "GTTS_ENABLED": "false",
-    }
-    return subprocess.Popen(
-        [
-            sys.executable,
-            "manage.py",
-            "db_worker",
-            "--queue-name",
-            "*",
-            "--interval",
-            "0.1",
-            "--no-startup-delay",
-            "--no-reload",
-        ],
-        cwd=settings.BASE_DIR,
-        env=env,
-        stdout=subprocess.DEVNULL,
-        stderr=subprocess.DEVNULL,
-    )
+    return start_db_worker(media_root, interval=0.1, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
 
 
 def wait_for(condition, timeout: float = 300):
