@@ -55,9 +55,7 @@ def naive_render(portrait_path: str, audio_path: str, out_path: str, *, size: in
     mouth_fill = Image.new("RGB", (size, size), ar.MOUTH_COLOUR)
     skin_fill = Image.new("RGB", (size, size), face.skin)
     with av.open(out_path, "w", format="mp4", options={"movflags": "+faststart"}) as container:
-        video = container.add_stream("libx264", rate=fps, options={"preset": "veryfast", "crf": "23"})
-        video.width, video.height, video.pix_fmt = size, size, "yuv420p"
-        audio = container.add_stream("aac", rate=ar.AUDIO_RATE, layout="mono")
+        video, audio = ar.add_streams(container, size, size, fps, with_audio=True)  # the product's encoders
         sent = 0
         for i in range(frames):
             until = min(len(samples), round((i + 1) * ar.AUDIO_RATE / fps))
@@ -105,9 +103,7 @@ def encode_only(portrait_path: str, audio_path: str, out_path: str, *, size: int
     frames = max(1, math.ceil(len(samples) / ar.AUDIO_RATE * fps))
     still = np.ascontiguousarray(ar._load_portrait(portrait_path, size))
     with av.open(out_path, "w", format="mp4", options={"movflags": "+faststart"}) as container:
-        video = container.add_stream("libx264", rate=fps, options={"preset": "veryfast", "crf": "23"})
-        video.width, video.height, video.pix_fmt = size, size, "yuv420p"
-        audio = container.add_stream("aac", rate=ar.AUDIO_RATE, layout="mono")
+        video, audio = ar.add_streams(container, size, size, fps, with_audio=True)  # the product's encoders
         sent = 0
         for i in range(frames):
             until = min(len(samples), round((i + 1) * ar.AUDIO_RATE / fps))
