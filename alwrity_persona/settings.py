@@ -253,7 +253,8 @@ HTTP_BACKOFF_SECONDS = 1.0  # first retry waits up to this (full jitter), doubli
 HTTP_BACKOFF_MAX_SECONDS = 20.0
 HTTP_RETRY_AFTER_MAX_SECONDS = 30.0  # cap on a provider's Retry-After so a worker never stalls long
 MINIMAX_ASYNC_TEXT_LIMIT = 50_000  # characters per t2a_async_v2 task (provider limit)
-MINIMAX_ASYNC_POLL_SECONDS = 2.0  # the query endpoint allows 10 per second
+# A long narration task is queried once per job poll (PROVIDER_POLL_SECONDS; the API allows 10
+# queries a second) and given up after this long.
 MINIMAX_ASYNC_MAX_WAIT_SECONDS = 600
 PROVIDER_POLL_SECONDS = 5
 JOB_DEADLINE_SECONDS = {"voice_clone": 900, "avatar_create": 1800, "render": 3600}

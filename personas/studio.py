@@ -3,7 +3,8 @@ voice sample) goes through `generate_content_with_persona`, which plans it (the 
 text, tier checks, a cost estimate) and queues one RENDER job. `run_render_job` does the work in
 the worker in checkpointed steps, so a retried step neither redoes finished work nor charges twice:
 
-  narrate each segment (persona voice or fallback) -> one combined audio file
+  narrate each segment (persona voice or fallback), or a long narration as one provider task
+  (submit once, poll the provider) -> one combined audio file
   -> avatar video (start render, poll the provider) -> assets (audio, video, subtitles)."""
 
 import hashlib
@@ -17,7 +18,7 @@ import uuid
 from collections import Counter
 from contextlib import contextmanager
 from dataclasses import asdict, dataclass, field
-from datetime import datetime
+from datetime import datetime, timedelta
 from decimal import Decimal
 
 import av
@@ -30,8 +31,9 @@ from django.utils import timezone
 
 from media_pipeline import services as pipeline
 from media_pipeline.models import AssetKind, JobKind, JobStatus, MediaAsset, MediaJob
-from media_pipeline.providers import get_avatar_provider
+from media_pipeline.providers import get_avatar_provider, get_voice_provider
 from media_pipeline.providers.base import ProviderError
+from media_pipeline.providers.http import LOST_REPLY
 from media_pipeline.services import PipelineError
 from media_pipeline.storage import delete_file, local_copy
 from personas.models import Platform, PlatformAdaptation, Subscription, WritingPersona
@@ -576,7 +578,8 @@ def run_render_job(job: MediaJob) -> None:
 def _run_render_steps(job: MediaJob) -> None:
     persona = _with_voice_settings(job.persona, job.params.get("voice_settings") or {})
     if "audio_asset" not in job.result:
-        _narrate_segments(job, persona)
+        if not _narrate_segments(job, persona):
+            return  # the voice provider is still narrating; the job polls again
         _save_audio_assets(job, persona)
     if job.params["video_segment_count"] and "video_asset" not in job.result:
         video = _render_avatar_video(job, persona)
@@ -600,35 +603,192 @@ def _checkpoint(job: MediaJob, **values) -> None:
     job.save(update_fields=["result"])
 
 
-def _narrate_segments(job: MediaJob, persona: WritingPersona) -> None:
-    """Synthesize each segment once; finished parts are stored and skipped on a retry."""
+def _narrate_segments(job: MediaJob, persona: WritingPersona) -> bool:
+    """Narrate every segment once; finished parts are stored and skipped on a retry. A long
+    narration in a voice that synthesizes long text in the background is one provider task
+    instead (see `_narrate_long`). False while that task runs: the job polls again."""
+    long_from = _long_narration_start(job, persona)
+    if long_from is not None:
+        _narrate_each(job, persona, until=long_from)
+        done = _narrate_long(job, persona, long_from)
+        if done is not None:
+            return done
+    _narrate_each(job, persona, until=len(job.params["segments"]))
+    return True
+
+
+def _narrate_each(job: MediaJob, persona: WritingPersona, *, until: int) -> None:
     segments = job.params["segments"]
     parts = job.result.setdefault("parts", [])
-    for index in range(len(parts), len(segments)):
+    long = job.result.get("long_narration") or {}
+    for index in range(len(parts), until):
+        # After a long narration's lost submit, its text may be billed already: no second
+        # paid synthesis of it in the persona voice.
+        standard_voice = long.get("standard_voice") and index >= long["first"]
         speech, provider, used_persona_voice = pipeline.speak_for_persona(
             persona,
             segments[index],
             job=job,
             content_type=job.content_type,
-            use_persona_voice=job.params["use_persona_voice"],
+            use_persona_voice=job.params["use_persona_voice"] and not standard_voice,
             usage_key=f"segment-{index}",
         )
-        extension = ".wav" if "wav" in speech.mime_type else ".mp3"
-        name = default_storage.save(
-            f"private/generated/parts/job{job.pk}-{index}-{uuid.uuid4().hex[:8]}{extension}",
-            ContentFile(speech.audio),
-        )
-        parts.append(
-            {
-                "file": name,
-                "mime_type": speech.mime_type,
-                "seconds": speech.duration_seconds,
-                "provider": provider,
-                "persona_voice": used_persona_voice,
-            }
-        )
-        _checkpoint(job, parts=parts)
+        _store_part(job, index, speech, provider, used_persona_voice)
         pipeline.heartbeat(job, 5 + 55 * (index + 1) // len(segments))
+
+
+def _store_part(job: MediaJob, index: int, speech, provider: str, used_persona_voice: bool, **extra) -> None:
+    parts = job.result.setdefault("parts", [])
+    extension = ".wav" if "wav" in speech.mime_type else ".mp3"
+    name = default_storage.save(
+        f"private/generated/parts/job{job.pk}-{index}-{uuid.uuid4().hex[:8]}{extension}",
+        ContentFile(speech.audio),
+    )
+    parts.append(
+        {
+            "file": name,
+            "mime_type": speech.mime_type,
+            "seconds": speech.duration_seconds,
+            "provider": provider,
+            "persona_voice": used_persona_voice,
+            **extra,
+        }
+    )
+    _checkpoint(job, parts=parts)
+
+
+# --- Long narration: one background task at the voice provider --------------------------------
+
+
+def _long_narration_start(job: MediaJob, persona: WritingPersona) -> int | None:
+    """The index of the first segment narrated as one background task (the rest of the text),
+    or None when every segment is synthesized on its own. A blog's narration, or any text over
+    the provider's one-request limit, in a persona voice that offers background synthesis.
+    The segments an avatar video narrates stay separate: the video and its captions need them.
+    A story keeps one clip per scene, so it is always narrated scene by scene."""
+    state = job.result.get("long_narration")
+    if state is not None:
+        return None if state.get("fallback") else state["first"]
+    if job.content_type in (ContentType.STORY, ContentType.VOICE_SAMPLE):
+        return None
+    if not (job.params["use_persona_voice"] and persona.voice_ready):
+        return None
+    if not get_voice_provider(_persona_voice_provider(persona)).long_synthesis:
+        return None
+    first = job.params["video_segment_count"]
+    if len(job.result.get("parts") or []) > first:
+        return None  # already narrated segment by segment
+    text = _long_narration_text(job, first)
+    if not text or len(text) > settings.MINIMAX_ASYNC_TEXT_LIMIT:
+        return None  # too long for one task: narrated in pieces, each in one request
+    if job.content_type != ContentType.BLOG and len(text) <= settings.MINIMAX_SYNC_TEXT_LIMIT:
+        return None
+    return first
+
+
+def _persona_voice_provider(persona: WritingPersona) -> str:
+    return persona.voice_provider or settings.VOICE_PROVIDER
+
+
+def _long_narration_text(job: MediaJob, first: int) -> str:
+    return " ".join(job.params["segments"][first:])
+
+
+def _narrate_long(job: MediaJob, persona: WritingPersona, first: int) -> bool | None:
+    """Submit the long narration once, then look at it once per poll. True when its audio is a
+    part, False while the provider works, None when the persona voice refused it (the segments
+    are then narrated one by one, with the usual fallback voice)."""
+    state = job.result.get("long_narration")
+    if state is None:
+        return _submit_long_narration(job, persona, first)
+    if state.get("done"):
+        return True
+    if "task_id" not in state:
+        # An earlier attempt stopped during the submit (its worker died): the provider may have
+        # accepted and billed the text, so it is not sent again.
+        log.warning("job %s: long narration submit was interrupted; using the standard voice", job.pk)
+        pipeline.checkpoint_job(
+            job, result={**job.result, "long_narration": {**state, "fallback": True, "standard_voice": True}}
+        )
+        return None
+    try:
+        speech = get_voice_provider(state["provider"]).check_long_synthesis(state["task_id"])
+    except ProviderError as exc:
+        if not exc.retryable:
+            raise
+        # The task is safe at the provider; a busy or unreachable API is simply asked again.
+        log.warning("job %s: narration task %s not checked (%s); polling again", job.pk, state["task_id"], exc.message)
+        speech = None
+    if speech is None:
+        if timezone.now() > datetime.fromisoformat(state["give_up_at"]):
+            minutes = settings.MINIMAX_ASYNC_MAX_WAIT_SECONDS / 60
+            raise PipelineError(f"The voice provider did not finish the narration within {minutes:g} minutes.")
+        pipeline.wait_for_provider(job, progress=min(55, job.progress + 3))
+        return False
+    seconds = speech.duration_seconds
+    pipeline.record_usage(
+        user=persona.user,
+        persona=persona,
+        job=job,
+        kind="voice_synthesis",
+        content_type=job.content_type,
+        provider=state["provider"],
+        media_seconds=seconds,
+        cost_usd=pipeline.synthesis_cost(state["provider"], seconds),
+        idempotency_key=f"job:{job.pk}:speech:{job.content_type}:task-{state['task_id']}",
+    )
+    # Marked done in the same write that adds the part, so a re-run never adds it twice.
+    job.result["long_narration"] = {**state, "done": True}
+    _store_part(job, first, speech, state["provider"], True, characters=state["characters"])
+    pipeline.heartbeat(job, 60)
+    return True
+
+
+def _submit_long_narration(job: MediaJob, persona: WritingPersona, first: int) -> bool | None:
+    provider_name = _persona_voice_provider(persona)
+    provider = get_voice_provider(provider_name)
+    submitting = {"first": first, "provider": provider_name}
+    # Marked before sending, so a step re-run after a worker died mid-submit does not send it
+    # again; the lease covers the one request.
+    http_seconds = settings.HTTP_CONNECT_TIMEOUT + settings.HTTP_READ_TIMEOUT
+    pipeline.heartbeat(job, 8, lease_seconds=settings.JOB_LEASE_SECONDS + http_seconds)
+    pipeline.checkpoint_job(job, result={**job.result, "long_narration": submitting})
+    try:
+        task = provider.start_long_synthesis(
+            _long_narration_text(job, first),
+            voice_id=persona.voice_id,
+            emotion=persona.voice_emotion,
+            speed=persona.voice_speed,
+            pitch=persona.voice_pitch,
+            volume=persona.voice_volume,
+        )
+    except ProviderError as exc:
+        if exc.retryable:
+            # Refused before it was accepted (rate limit, busy): nothing was billed, so the
+            # job's retry submits it.
+            pipeline.checkpoint_job(job, result={k: v for k, v in job.result.items() if k != "long_narration"})
+            raise
+        log.warning("persona voice refused the long narration (%s); narrating segment by segment", exc.message)
+        refused = {**submitting, "fallback": True, "standard_voice": exc.code == LOST_REPLY}
+        pipeline.checkpoint_job(job, result={**job.result, "long_narration": refused})
+        return None
+    # The provider gets its longest wait, and the job the time to poll once more after it.
+    give_up_at = timezone.now() + timedelta(seconds=settings.MINIMAX_ASYNC_MAX_WAIT_SECONDS)
+    deadline = give_up_at + timedelta(seconds=settings.PROVIDER_POLL_SECONDS + settings.JOB_LEASE_SECONDS)
+    submitted = {
+        **submitting,
+        "task_id": task.task_id,
+        "characters": task.characters,
+        "give_up_at": give_up_at.isoformat(),
+    }
+    # The task id is saved with the release, in one write, before this step ends.
+    pipeline.wait_for_provider(
+        job,
+        progress=10,
+        result={**job.result, "long_narration": submitted},
+        deadline=max(deadline, job.deadline) if job.deadline else deadline,
+    )
+    return False
 
 
 def _save_audio_assets(job: MediaJob, persona: WritingPersona) -> None:

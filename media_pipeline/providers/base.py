@@ -31,6 +31,14 @@ class SynthesisResult:
 
 
 @dataclass
+class SynthesisTask:
+    """A long text accepted for synthesis in the background (and billed at the provider)."""
+
+    task_id: str
+    characters: int = 0  # the billed characters, when the provider reports them
+
+
+@dataclass
 class RenderTicket:
     """What starting an avatar render returns. Synchronous providers return `video` at once."""
 
@@ -49,6 +57,8 @@ class RenderPoll:
 class VoiceProvider:
     name = ""
     paid = False
+    # Whether the provider synthesizes long text as a background task (start, then check).
+    long_synthesis = False
 
     def clone(
         self, sample_path: str, *, voice_id: str, profile: dict, on_upload: Callable[[str], None] | None = None
@@ -68,6 +78,24 @@ class VoiceProvider:
         volume: float = 1.0,
         profile: dict | None = None,
     ) -> SynthesisResult:
+        raise NotImplementedError
+
+    def start_long_synthesis(
+        self,
+        text: str,
+        *,
+        voice_id: str,
+        emotion: str = "auto",
+        speed: float = 1.0,
+        pitch: int = 0,
+        volume: float = 1.0,
+    ) -> SynthesisTask:
+        """Submit a long text (a paid request, sent once); `check_long_synthesis` collects it."""
+        raise NotImplementedError
+
+    def check_long_synthesis(self, task_id: str) -> SynthesisResult | None:
+        """One look at a submitted task: its audio when done, None while it is still processing.
+        A task that failed raises a final ProviderError."""
         raise NotImplementedError
 
     def delete(self, voice_id: str) -> None:

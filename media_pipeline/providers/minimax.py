@@ -1,4 +1,4 @@
-"""MiniMax: rapid voice cloning and text-to-audio (sync `t2a_v2`, async `t2a_async_v2` for long text).
+"""MiniMax: rapid voice cloning and text-to-audio (sync `t2a_v2`; `t2a_async_v2` for long text, polled by the job).
 
 Business errors arrive as HTTP 200 with `base_resp.status_code != 0`, so every reply is checked.
 No GroupId is ever sent: the current API does not take one and a wrong one causes odd errors.
@@ -6,7 +6,6 @@ No GroupId is ever sent: the current API does not take one and a wrong one cause
 
 import io
 import json
-import math
 import os
 import re
 import tarfile
@@ -14,7 +13,13 @@ import zipfile
 
 from django.conf import settings
 
-from media_pipeline.providers.base import ProviderError, SynthesisResult, VoiceCloneResult, VoiceProvider
+from media_pipeline.providers.base import (
+    ProviderError,
+    SynthesisResult,
+    SynthesisTask,
+    VoiceCloneResult,
+    VoiceProvider,
+)
 from media_pipeline.providers.http import LOST_REPLY, HttpClient, audio_seconds, short_text
 
 # base_resp codes worth trying again later; every other non-zero code is final.
@@ -129,6 +134,25 @@ def extract_audio(data: bytes) -> tuple[bytes, str]:
     raise ProviderError("MiniMax returned a file that is neither mp3/wav audio nor an archive.")
 
 
+def _spoken(text: str) -> str:
+    text = text.strip()
+    if not text:
+        raise ProviderError("There is no text to read aloud.")
+    return text
+
+
+def _voice_setting(voice_id: str, *, emotion: str, speed: float, pitch: int, volume: float) -> dict:
+    voice = {
+        "voice_id": voice_id,
+        "speed": _clamp(speed, 0.5, 2.0),
+        "vol": _clamp(volume, 0.01, 10.0),
+        "pitch": round(_clamp(pitch, -12, 12)),
+    }
+    if emotion and emotion != "auto" and model_supports_emotion(settings.MINIMAX_TTS_MODEL, emotion):
+        voice["emotion"] = emotion  # omitted, the model picks the emotion itself
+    return voice
+
+
 def model_supports_emotion(model: str, emotion: str) -> bool:
     """`fluent` and `whisper` exist only on speech-2.6 models (speech-2.8 has `fluent` but not
     `whisper`); sending them to another model is refused (2013), so they are left to the model."""
@@ -142,6 +166,7 @@ def model_supports_emotion(model: str, emotion: str) -> bool:
 class MiniMaxVoiceProvider(VoiceProvider):
     name = "minimax"
     paid = True
+    long_synthesis = True
 
     def __init__(self):
         self.http = HttpClient(
@@ -241,29 +266,17 @@ class MiniMaxVoiceProvider(VoiceProvider):
         volume: float = 1.0,
         profile: dict | None = None,
     ) -> SynthesisResult:
-        text = text.strip()
-        if not text:
-            raise ProviderError("There is no text to read aloud.")
-        if len(text) > settings.MINIMAX_ASYNC_TEXT_LIMIT:
-            # One task takes 50,000 characters (about an hour of speech); splitting would bill
-            # several tasks and stitch mp3s, so long texts are refused clearly instead.
+        """Short text in one blocking `t2a_v2` call. Longer text is a background task
+        (`start_long_synthesis`, then `check_long_synthesis` from a job's polls): waiting for it
+        here would hold a worker for minutes."""
+        text = _spoken(text)
+        if len(text) > settings.MINIMAX_SYNC_TEXT_LIMIT:
             raise ProviderError(
-                f"This text is too long to narrate in one go ({len(text):,} characters; "
-                f"the limit is {settings.MINIMAX_ASYNC_TEXT_LIMIT:,})."
+                f"This text is too long to narrate in one request ({len(text):,} characters; "
+                f"the limit is {settings.MINIMAX_SYNC_TEXT_LIMIT:,}).",
+                code="too_long_for_sync",
             )
-        voice = {
-            "voice_id": voice_id,
-            "speed": _clamp(speed, 0.5, 2.0),
-            "vol": _clamp(volume, 0.01, 10.0),
-            "pitch": round(_clamp(pitch, -12, 12)),
-        }
-        if emotion and emotion != "auto" and model_supports_emotion(settings.MINIMAX_TTS_MODEL, emotion):
-            voice["emotion"] = emotion  # omitted, the model picks the emotion itself
-        if len(text) <= settings.MINIMAX_SYNC_TEXT_LIMIT:
-            return self._synthesize_sync(text, voice)
-        return self._synthesize_async(text, voice)
-
-    def _synthesize_sync(self, text: str, voice: dict) -> SynthesisResult:
+        voice = _voice_setting(voice_id, emotion=emotion, speed=speed, pitch=pitch, volume=volume)
         body = self._post(
             "/v1/t2a_v2",
             paid=True,
@@ -289,7 +302,27 @@ class MiniMaxVoiceProvider(VoiceProvider):
         characters = extra.get("usage_characters") or len(text)
         return SynthesisResult(audio=audio, mime_type="audio/mpeg", duration_seconds=seconds, characters=characters)
 
-    def _synthesize_async(self, text: str, voice: dict) -> SynthesisResult:
+    def start_long_synthesis(
+        self,
+        text: str,
+        *,
+        voice_id: str,
+        emotion: str = "auto",
+        speed: float = 1.0,
+        pitch: int = 0,
+        volume: float = 1.0,
+    ) -> SynthesisTask:
+        """Submit `t2a_async_v2`. The submit is billed, so it is sent once: a lost reply comes back
+        as a final LOST_REPLY error (the task may exist), never as a retry."""
+        text = _spoken(text)
+        if len(text) > settings.MINIMAX_ASYNC_TEXT_LIMIT:
+            # One task takes 50,000 characters (about an hour of speech); splitting would bill
+            # several tasks and stitch mp3s, so longer texts are refused clearly instead.
+            raise ProviderError(
+                f"This text is too long to narrate in one go ({len(text):,} characters; "
+                f"the limit is {settings.MINIMAX_ASYNC_TEXT_LIMIT:,})."
+            )
+        voice = _voice_setting(voice_id, emotion=emotion, speed=speed, pitch=pitch, volume=volume)
         # The async API names some fields differently from t2a_v2 (audio_sample_rate,
         # english_normalization) and defaults to stereo, so the settings are spelled out here.
         body = self._post(
@@ -304,35 +337,24 @@ class MiniMaxVoiceProvider(VoiceProvider):
         )
         task_id = str(body.get("task_id") or "")
         if not task_id:
-            raise ProviderError("MiniMax did not return a task for the narration.")
-        try:
-            audio, mime = extract_audio(self._retrieve(self._wait_for_task(task_id)))
-        except ProviderError as exc:
-            # The task is paid for: a job-level retry would submit and bill the text again.
-            raise ProviderError(exc.message, retryable=False, code=exc.code) from exc
-        return SynthesisResult(
-            audio=audio,
-            mime_type=mime,
-            duration_seconds=self._measure(audio),
-            characters=body.get("usage_characters") or len(text),
-        )
+            # Accepted (and perhaps billed) but nothing to follow: the same as a lost reply.
+            raise ProviderError("MiniMax did not return a task for the narration.", code=LOST_REPLY)
+        return SynthesisTask(task_id=task_id, characters=body.get("usage_characters") or len(text))
 
-    def _wait_for_task(self, task_id: str) -> int:
-        """Poll the task until it succeeds; returns the result file id. The wait is bounded, and
-        a task that fails or takes too long is final: resubmitting would bill the text again."""
-        interval = max(0.2, settings.MINIMAX_ASYNC_POLL_SECONDS)  # the API allows 10 queries a second
-        for _ in range(math.ceil(settings.MINIMAX_ASYNC_MAX_WAIT_SECONDS / interval)):
-            self.http.sleep(interval)
-            body = self.http.request_json(
-                "GET", "/v1/query/t2a_async_query_v2", params={"task_id": task_id}, check=check_base_resp
-            )
-            status = str(body.get("status") or "").lower()  # documented as both "success" and "Success"
-            if status == "success":
-                return _int_id(body.get("file_id"), "result file id")
-            if status in ("failed", "expired"):
-                raise ProviderError(f"MiniMax could not generate the narration (task {status}).")
-        minutes = settings.MINIMAX_ASYNC_MAX_WAIT_SECONDS / 60
-        raise ProviderError(f"MiniMax did not finish the narration within {minutes:g} minutes.")
+    def check_long_synthesis(self, task_id: str) -> SynthesisResult | None:
+        """One query of the task: None while it runs; its audio (downloaded at once, the file
+        expires after 9 hours) when done; a final error when it failed or expired. Network
+        trouble is a retryable error: the caller looks again later, it never resubmits."""
+        body = self.http.request_json(
+            "GET", "/v1/query/t2a_async_query_v2", params={"task_id": task_id}, check=check_base_resp
+        )
+        status = str(body.get("status") or "").lower()  # documented as both "success" and "Success"
+        if status in ("failed", "expired"):
+            raise ProviderError(f"MiniMax could not generate the narration (task {status}).", code=f"task_{status}")
+        if status != "success":
+            return None
+        audio, mime = extract_audio(self._retrieve(_int_id(body.get("file_id"), "result file id")))
+        return SynthesisResult(audio=audio, mime_type=mime, duration_seconds=self._measure(audio))
 
     def _retrieve(self, file_id: int) -> bytes:
         data = self.http.request_bytes("GET", "/v1/files/retrieve_content", params={"file_id": file_id})

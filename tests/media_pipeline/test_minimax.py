@@ -41,8 +41,6 @@ def provider(settings, sleeps):
     settings.MINIMAX_BASE_URL = API
     settings.MINIMAX_SYNC_TEXT_LIMIT = 3000
     settings.MINIMAX_ASYNC_TEXT_LIMIT = 50_000
-    settings.MINIMAX_ASYNC_POLL_SECONDS = 2.0
-    settings.MINIMAX_ASYNC_MAX_WAIT_SECONDS = 600
     settings.HTTP_MAX_RETRIES = 4
     minimax = MiniMaxVoiceProvider()
     minimax.http.sleep = sleeps.append
@@ -320,11 +318,13 @@ def test_empty_text_is_refused(provider, mocked):
     assert len(mocked.calls) == 0
 
 
-# --- Async speech (long text) ----------------------------------------------------------------
+# --- Long speech: submit once, then one query per job poll ----------------------------------
 
+SUBMIT = API + "/v1/t2a_async_v2"
 QUERY = API + "/v1/query/t2a_async_query_v2"
 RETRIEVE = API + "/v1/files/retrieve_content"
 CREATE_OK = {"task_id": "95157322514444", "task_token": "tok", "file_id": 95157322514444, "usage_characters": 40}
+LONG_TEXT = "This sentence is longer than the sync limit."
 
 
 def query(status: str, file_id: int | None = None) -> dict:
@@ -334,36 +334,42 @@ def query(status: str, file_id: int | None = None) -> dict:
     return body
 
 
-@pytest.fixture
-def long_text(settings):
-    settings.MINIMAX_SYNC_TEXT_LIMIT = 20
-    return "This sentence is longer than the sync limit."
+def calls_to(mocked, url: str) -> int:
+    return len([c for c in mocked.calls if c.request.url.startswith(url)])
 
 
-def test_long_text_uses_async_t2a_and_polls_until_success(provider, mocked, sleeps, long_text):
+def test_long_text_is_submitted_once_and_checked_one_query_at_a_time(provider, mocked, sleeps):
     mp3 = make_audio("mp3", 1.0)
-    mocked.post(API + "/v1/t2a_async_v2", json={**CREATE_OK, "base_resp": OK})
+    mocked.post(SUBMIT, json={**CREATE_OK, "base_resp": OK})
     mocked.get(QUERY, json=query("Processing"))
     mocked.get(QUERY, json=query("processing"))
     mocked.get(QUERY, json=query("Success", 222))
     mocked.get(RETRIEVE, body=mp3, content_type="application/octet-stream")
-    result = provider.synthesize(long_text, voice_id=VOICE_ID, emotion="calm")
+    task = provider.start_long_synthesis(LONG_TEXT, voice_id=VOICE_ID, emotion="calm")
+    assert (task.task_id, task.characters) == ("95157322514444", 40)
+    assert provider.check_long_synthesis(task.task_id) is None
+    assert provider.check_long_synthesis(task.task_id) is None
+    result = provider.check_long_synthesis(task.task_id)
     assert result.audio == mp3 and result.mime_type == "audio/mpeg"
-    assert result.duration_seconds == pytest.approx(1.0, abs=0.05) and result.characters == 40
+    assert result.duration_seconds == pytest.approx(1.0, abs=0.05)
     sent = body_of(mocked.calls[0])
-    assert sent["text"] == long_text and sent["model"] == "speech-02-hd"
+    assert sent["text"] == LONG_TEXT and sent["model"] == "speech-02-hd"
     assert sent["audio_setting"] == {"audio_sample_rate": 32000, "bitrate": 128000, "format": "mp3", "channel": 1}
     assert sent["voice_setting"]["english_normalization"] is False
     assert sent["voice_setting"]["emotion"] == "calm" and "text_normalization" not in sent["voice_setting"]
     assert [c.request.params for c in mocked.calls[1:4]] == [{"task_id": "95157322514444"}] * 3
     assert mocked.calls[4].request.params == {"file_id": "222"}
-    assert sleeps == [2.0, 2.0, 2.0]
+    assert sleeps == []  # the job waits between polls, not the adapter
     assert_no_group_id(mocked)
 
 
-def test_short_text_never_touches_async(provider, mocked, long_text):
+def test_synthesize_is_sync_only_and_refuses_text_over_the_sync_limit(provider, settings, mocked):
+    settings.MINIMAX_SYNC_TEXT_LIMIT = 20
     mocked.post(API + "/v1/t2a_v2", json=t2a_ok(make_audio("mp3")))
     provider.synthesize("x" * 20, voice_id=VOICE_ID)
+    with pytest.raises(ProviderError, match=re.escape("21 characters")) as caught:
+        provider.synthesize("x" * 21, voice_id=VOICE_ID)
+    assert caught.value.code == "too_long_for_sync" and not caught.value.retryable
     assert [c.request.url for c in mocked.calls] == [API + "/v1/t2a_v2"]
 
 
@@ -386,25 +392,22 @@ def _tar(files: dict) -> bytes:
 
 
 @pytest.mark.parametrize("pack", [_zip, _tar])
-def test_async_result_archive_is_unpacked(provider, mocked, long_text, pack):
+def test_long_result_archive_is_unpacked(provider, mocked, pack):
     mp3 = make_audio("mp3", 1.0)
     archive = pack({"subtitles.json": b'[{"text": "hi"}]', "extra.json": b"{}", "output.mp3": mp3})
-    mocked.post(API + "/v1/t2a_async_v2", json={**CREATE_OK, "base_resp": OK})
-    mocked.get(QUERY, json=query("Processing"))
     mocked.get(QUERY, json=query("Success", 222))
     mocked.get(RETRIEVE, body=archive)
-    result = provider.synthesize(long_text, voice_id=VOICE_ID)
+    result = provider.check_long_synthesis("95157322514444")
     assert result.audio == mp3 and result.mime_type == "audio/mpeg"
 
 
-def test_async_result_as_a_json_pointer_is_downloaded(provider, mocked, long_text):
+def test_long_result_as_a_json_pointer_is_downloaded(provider, mocked):
     mp3 = make_audio("mp3")
-    mocked.post(API + "/v1/t2a_async_v2", json={**CREATE_OK, "base_resp": OK})
     mocked.get(QUERY, json=query("success", 222))
     pointer = {"file": {"file_id": 222, "download_url": "https://files.example/o.mp3"}, "base_resp": OK}
     mocked.get(RETRIEVE, json=pointer)
     mocked.get("https://files.example/o.mp3", body=mp3)
-    assert provider.synthesize(long_text, voice_id=VOICE_ID).audio == mp3
+    assert provider.check_long_synthesis("95157322514444").audio == mp3
     assert "Authorization" not in mocked.calls[-1].request.headers
 
 
@@ -418,55 +421,50 @@ def test_extract_audio_recognises_wav_and_refuses_other_files():
 
 
 @pytest.mark.parametrize("status", ["Failed", "expired"])
-def test_async_task_failure_is_final(provider, mocked, long_text, status):
-    mocked.post(API + "/v1/t2a_async_v2", json={**CREATE_OK, "base_resp": OK})
+def test_a_failed_or_expired_task_is_final(provider, mocked, status):
     mocked.get(QUERY, json=query(status))
     with pytest.raises(ProviderError, match=f"task {status.lower()}") as caught:
-        provider.synthesize(long_text, voice_id=VOICE_ID)
-    assert caught.value.retryable is False
+        provider.check_long_synthesis("95157322514444")
+    assert caught.value.retryable is False and caught.value.code == f"task_{status.lower()}"
 
 
-def test_async_wait_is_bounded(provider, settings, mocked, sleeps, long_text):
-    settings.MINIMAX_ASYNC_MAX_WAIT_SECONDS = 10
-    mocked.post(API + "/v1/t2a_async_v2", json={**CREATE_OK, "base_resp": OK})
-    mocked.get(QUERY, json=query("Processing"))
-    with pytest.raises(ProviderError, match="did not finish") as caught:
-        provider.synthesize(long_text, voice_id=VOICE_ID)
-    assert caught.value.retryable is False  # resubmitting would bill the text again
-    assert len([c for c in mocked.calls if c.request.url.startswith(QUERY)]) == 5
-    assert sum(sleeps) == 10
-
-
-def test_async_poll_interval_never_drops_below_the_rate_limit(provider, settings, mocked, sleeps, long_text):
-    settings.MINIMAX_ASYNC_POLL_SECONDS = 0.01
-    mocked.post(API + "/v1/t2a_async_v2", json={**CREATE_OK, "base_resp": OK})
-    mocked.get(QUERY, json=query("Success", 222))
-    mocked.get(RETRIEVE, body=make_audio("mp3"))
-    provider.synthesize(long_text, voice_id=VOICE_ID)
-    assert sleeps == [0.2]
-
-
-def test_async_query_errors_are_retried_then_final_after_the_paid_submit(provider, mocked, sleeps, long_text):
-    mocked.post(API + "/v1/t2a_async_v2", json={**CREATE_OK, "base_resp": OK})
+def test_query_and_retrieve_trouble_is_retried_then_left_to_the_next_poll(provider, mocked, sleeps):
     mocked.get(QUERY, status=503)
     mocked.get(QUERY, body=requests.exceptions.ReadTimeout())
     mocked.get(QUERY, json=query("Success", 222))
     mocked.get(RETRIEVE, status=500)
     with pytest.raises(ProviderError) as caught:
-        provider.synthesize(long_text, voice_id=VOICE_ID)
-    assert len([c for c in mocked.calls if c.request.url.startswith(QUERY)]) == 3
-    assert len([c for c in mocked.calls if c.request.url.startswith(RETRIEVE)]) == 4
-    assert caught.value.retryable is False  # the task is paid for; never resubmit it
+        provider.check_long_synthesis("95157322514444")
+    assert calls_to(mocked, QUERY) == 3 and calls_to(mocked, RETRIEVE) == 4
+    assert calls_to(mocked, SUBMIT) == 0
+    assert caught.value.retryable is True  # safe: looking again never submits the text again
 
 
-def test_async_create_error_code_is_raised(provider, mocked, long_text):
-    mocked.post(API + "/v1/t2a_async_v2", json=error(1008, "insufficient balance"))
+def test_a_lost_submit_reply_is_not_resent(provider, mocked):
+    mocked.post(SUBMIT, body=requests.exceptions.ReadTimeout())
+    with pytest.raises(ProviderError) as caught:
+        provider.start_long_synthesis(LONG_TEXT, voice_id=VOICE_ID)
+    assert caught.value.code == LOST_REPLY and caught.value.retryable is False
+    assert calls_to(mocked, SUBMIT) == 1
+
+
+def test_a_submit_without_a_task_counts_as_a_lost_reply(provider, mocked):
+    mocked.post(SUBMIT, json={"base_resp": OK})
+    with pytest.raises(ProviderError, match="did not return a task") as caught:
+        provider.start_long_synthesis(LONG_TEXT, voice_id=VOICE_ID)
+    assert caught.value.code == LOST_REPLY and caught.value.retryable is False
+
+
+def test_submit_error_code_is_raised(provider, mocked):
+    mocked.post(SUBMIT, json=error(1008, "insufficient balance"))
     with pytest.raises(ProviderError, match="balance") as caught:
-        provider.synthesize(long_text, voice_id=VOICE_ID)
+        provider.start_long_synthesis(LONG_TEXT, voice_id=VOICE_ID)
     assert caught.value.code == 1008 and len(mocked.calls) == 1
 
 
 def test_text_over_the_async_limit_is_refused(provider, mocked):
     with pytest.raises(ProviderError, match=re.escape("50,001 characters")):
-        provider.synthesize("x" * 50_001, voice_id=VOICE_ID)
+        provider.start_long_synthesis("x" * 50_001, voice_id=VOICE_ID)
+    with pytest.raises(ProviderError, match="no text"):
+        provider.start_long_synthesis("  ", voice_id=VOICE_ID)
     assert len(mocked.calls) == 0

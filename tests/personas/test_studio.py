@@ -11,6 +11,7 @@ import numpy as np
 import pytest
 import responses
 from django.core.files.storage import default_storage
+from django.utils import timezone
 
 from media_pipeline import services as pipeline
 from media_pipeline.models import AssetKind, JobStatus, MediaAsset, MediaJob, UsageRecord
@@ -21,7 +22,7 @@ from personas.models import Platform, Tier, TrainingStatus
 from tests.media_factory import make_audio, make_mp4
 from tests.media_pipeline.test_gtts import ENDPOINT as GTTS_ENDPOINT
 from tests.media_pipeline.test_gtts import google_reply
-from tests.personas.conftest import add_adaptation, make_persona
+from tests.personas.conftest import add_adaptation, astronaut_portrait, make_persona
 
 STORY = ("The lighthouse keeper counted the ships.", "One night a ship did not come home.")
 LONG_POST = " ".join(f"Sentence number {n} explains one more idea about writing well." for n in range(1, 40))
@@ -420,7 +421,7 @@ def test_persona_voice_at_minimax_is_metered_at_its_price(
     with responses.RequestsMock() as mocked:
         mocked.post("https://api.minimax.io/v1/t2a_v2", json=reply)
         job = generate(
-            django_capture_on_commit_callbacks, run_jobs, user=owner, content_type="blog", text="Hello.", title="M"
+            django_capture_on_commit_callbacks, run_jobs, user=owner, content_type="linkedin", text="Hello.", title="M"
         )
         sent = json.loads(mocked.calls[0].request.body)
     assert sent["voice_setting"]["voice_id"] == persona.voice_id
@@ -437,11 +438,247 @@ def test_a_final_persona_voice_error_falls_back_to_the_standard_voice(
     with responses.RequestsMock() as mocked:
         mocked.post("https://api.minimax.io/v1/t2a_v2", json=refused)
         job = generate(
-            django_capture_on_commit_callbacks, run_jobs, user=owner, content_type="blog", text="Hello.", title="F"
+            django_capture_on_commit_callbacks, run_jobs, user=owner, content_type="linkedin", text="Hello.", title="F"
         )
     audio = job.assets.get()
     assert job.status == JobStatus.SUCCEEDED and audio.provider == "offline" and not audio.used_persona_voice
     assert UsageRecord.objects.get(job=job).cost_usd == 0
+
+
+# --- Long narration at MiniMax: one background task, polled by the job -----------------------
+
+MINIMAX = "https://api.minimax.io"
+SUBMIT = MINIMAX + "/v1/t2a_async_v2"
+QUERY = MINIMAX + "/v1/query/t2a_async_query_v2"
+RETRIEVE = MINIMAX + "/v1/files/retrieve_content"
+MM_OK = {"status_code": 0, "status_msg": "success"}
+TASK = {"task_id": "777001", "task_token": "tok", "file_id": 777001, "usage_characters": 2410, "base_resp": MM_OK}
+
+
+def task_status(status: str, file_id: int | None = None) -> dict:
+    return {"task_id": 777001, "status": status, "base_resp": MM_OK, **({"file_id": file_id} if file_id else {})}
+
+
+def calls_to(mocked, url: str) -> int:
+    return len([c for c in mocked.calls if c.request.url.startswith(url)])
+
+
+def decoded_seconds(data: bytes) -> float:
+    with av.open(io.BytesIO(data)) as container:
+        return sum(frame.samples / frame.sample_rate for frame in container.decode(audio=0))
+
+
+def queue_blog(owner, django_capture_on_commit_callbacks, text=LONG_POST, **options) -> MediaJob:
+    with django_capture_on_commit_callbacks(execute=True):
+        content = studio.generate_content_with_persona(
+            user=owner, content_type="blog", text=text, title="Long read", **options
+        )
+    return content.job
+
+
+def test_a_long_blog_is_one_minimax_task_polled_by_the_job(
+    owner, settings, run_jobs, django_capture_on_commit_callbacks
+):
+    persona = minimax_persona(owner, settings)
+    settings.PROVIDER_POLL_SECONDS = 0
+    settings.JOB_DEADLINE_SECONDS = {**settings.JOB_DEADLINE_SECONDS, "render": 60}
+    mp3 = make_audio("mp3", 4.0)
+    with responses.RequestsMock() as mocked:
+        mocked.post(SUBMIT, json=TASK)
+        mocked.get(QUERY, json=task_status("Processing"))
+        mocked.get(QUERY, json=task_status("Processing"))
+        mocked.get(QUERY, json=task_status("Success", 888))
+        mocked.get(RETRIEVE, body=mp3, content_type="application/octet-stream")
+        job = queue_blog(owner, django_capture_on_commit_callbacks)
+        assert len(job.params["segments"]) > 1  # the segment path would have made several requests
+        run_jobs(max_rounds=1)  # the first step: the submit
+        job.refresh_from_db()
+        assert job.status == JobStatus.WAITING_PROVIDER
+        assert job.result["long_narration"]["task_id"] == "777001" and job.result["parts"] == []
+        assert (calls_to(mocked, SUBMIT), calls_to(mocked, QUERY)) == (1, 0)
+        # The deadline covers the provider's longest wait, however short the job's own.
+        wait = settings.MINIMAX_ASYNC_MAX_WAIT_SECONDS
+        assert job.deadline >= job.heartbeat_at + timezone.timedelta(seconds=wait)
+        run_jobs(max_rounds=1)  # one poll: still processing, released again
+        job.refresh_from_db()
+        assert job.status == JobStatus.WAITING_PROVIDER and calls_to(mocked, QUERY) == 1
+        run_jobs()
+        sent = json.loads(mocked.calls[0].request.body)
+        assert (calls_to(mocked, SUBMIT), calls_to(mocked, QUERY), calls_to(mocked, RETRIEVE)) == (1, 3, 1)
+    job.refresh_from_db()
+    assert job.status == JobStatus.SUCCEEDED, job.error
+    assert sent["text"] == " ".join(job.params["segments"]) and sent["voice_setting"]["voice_id"] == persona.voice_id
+    assert job.attempts == 1  # polls are not retries
+    audio = MediaAsset.objects.get(job=job)
+    assert audio.kind == AssetKind.AUDIO and audio.title == "Long read · narration"
+    assert audio.provider == "minimax" and audio.used_persona_voice
+    with default_storage.open(audio.file.name) as f:
+        assert decoded_seconds(f.read()) == pytest.approx(4.0, abs=0.1)
+    assert audio.duration_seconds == pytest.approx(4.0, abs=0.1)
+    usage = UsageRecord.objects.get(job=job)
+    assert usage.provider == "minimax" and usage.media_seconds == pytest.approx(4.0, abs=0.05)
+    assert usage.cost_usd == pipeline.synthesis_cost("minimax", usage.media_seconds) == job.cost_usd
+    assert usage.idempotency_key == f"job:{job.pk}:speech:blog:task-777001"
+    assert job.result["parts"][0]["characters"] == 2410
+    assert default_storage.listdir("private/generated/parts")[1] == []
+
+
+@pytest.mark.parametrize("status", ["Failed", "Expired"])
+def test_a_failed_minimax_task_ends_the_job_without_a_second_submit(
+    owner, settings, run_jobs, django_capture_on_commit_callbacks, status
+):
+    minimax_persona(owner, settings)
+    settings.PROVIDER_POLL_SECONDS = 0
+    with responses.RequestsMock() as mocked:
+        mocked.post(SUBMIT, json=TASK)
+        mocked.get(QUERY, json=task_status("Processing"))
+        mocked.get(QUERY, json=task_status(status))
+        job = queue_blog(owner, django_capture_on_commit_callbacks)
+        run_jobs()
+        assert calls_to(mocked, SUBMIT) == 1
+    job.refresh_from_db()
+    assert job.status == JobStatus.FAILED
+    assert job.error == f"MiniMax could not generate the narration (task {status.lower()})."
+    assert not UsageRecord.objects.filter(job=job).exists() and not job.assets.exists()
+
+
+def test_a_busy_minimax_query_is_polled_again_not_resubmitted(
+    owner, settings, run_jobs, django_capture_on_commit_callbacks
+):
+    minimax_persona(owner, settings)
+    settings.PROVIDER_POLL_SECONDS = 0
+    settings.HTTP_MAX_RETRIES = 1  # each poll makes one request
+    with responses.RequestsMock() as mocked:
+        mocked.post(SUBMIT, json=TASK)
+        mocked.get(QUERY, status=503)
+        mocked.get(QUERY, status=429)
+        mocked.get(QUERY, json={"base_resp": {"status_code": 1002, "status_msg": "rate limit"}})
+        mocked.get(QUERY, json=task_status("Success", 888))
+        mocked.get(RETRIEVE, status=500)
+        mocked.get(RETRIEVE, body=make_audio("mp3", 2.0))
+        job = queue_blog(owner, django_capture_on_commit_callbacks)
+        run_jobs()
+        assert (calls_to(mocked, SUBMIT), calls_to(mocked, QUERY), calls_to(mocked, RETRIEVE)) == (1, 5, 2)
+    job.refresh_from_db()
+    assert job.status == JobStatus.SUCCEEDED, job.error
+    assert job.attempts == 1 and UsageRecord.objects.filter(job=job).count() == 1
+
+
+def test_a_requeued_job_after_the_submit_never_submits_again(
+    owner, settings, run_jobs, django_capture_on_commit_callbacks
+):
+    from media_pipeline.tasks import run_job
+
+    minimax_persona(owner, settings)
+    settings.PROVIDER_POLL_SECONDS = 60
+    with responses.RequestsMock() as mocked:
+        mocked.post(SUBMIT, json=TASK)
+        mocked.get(QUERY, json=task_status("Success", 888))
+        mocked.get(RETRIEVE, body=make_audio("mp3", 2.0))
+        job = queue_blog(owner, django_capture_on_commit_callbacks)
+        run_jobs()  # the submit; its poll is queued a minute ahead
+        job.refresh_from_db()
+        assert job.status == JobStatus.WAITING_PROVIDER and job.result["long_narration"]["task_id"]
+        # The worker that took the poll died mid-step: the sweeper re-queues it, and a stray
+        # task queued without a step token turns up too.
+        stale = timezone.now() - timezone.timedelta(seconds=1)
+        MediaJob.objects.filter(pk=job.pk).update(status=JobStatus.RUNNING, lease_expires_at=stale)
+        with django_capture_on_commit_callbacks(execute=True):
+            assert pipeline.sweep_jobs() == {"requeued": 1, "failed": 0}
+            run_job.enqueue(job.pk)
+        run_jobs()
+        assert (calls_to(mocked, SUBMIT), calls_to(mocked, QUERY)) == (1, 1)
+    job.refresh_from_db()
+    assert job.status == JobStatus.SUCCEEDED, job.error
+    assert UsageRecord.objects.filter(job=job).count() == 1
+    assert MediaAsset.objects.filter(job=job, kind=AssetKind.AUDIO).count() == 1
+
+
+def test_a_submit_interrupted_by_a_dead_worker_is_not_sent_again(
+    owner, settings, run_jobs, django_capture_on_commit_callbacks
+):
+    """The step died during the submit (the task may exist and be billed): the retry narrates in
+    the standard voice instead of paying for the text a second time."""
+    minimax_persona(owner, settings)
+    with responses.RequestsMock():  # no MiniMax request at all
+        job = queue_blog(owner, django_capture_on_commit_callbacks)
+        MediaJob.objects.filter(pk=job.pk).update(result={"long_narration": {"first": 0, "provider": "minimax"}})
+        run_jobs()
+    job.refresh_from_db()
+    assert job.status == JobStatus.SUCCEEDED, job.error
+    audio = job.assets.get()
+    assert audio.provider == "offline" and not audio.used_persona_voice
+    assert UsageRecord.objects.filter(job=job, provider="minimax").count() == 0
+
+
+def test_a_refused_long_narration_keeps_the_fallback_behaviour(
+    owner, settings, run_jobs, django_capture_on_commit_callbacks
+):
+    minimax_persona(owner, settings)
+    refused = {"base_resp": {"status_code": 1008, "status_msg": "insufficient balance"}}
+    with responses.RequestsMock() as mocked:
+        mocked.post(SUBMIT, json=refused)
+        mocked.post(MINIMAX + "/v1/t2a_v2", json=refused)
+        job = queue_blog(owner, django_capture_on_commit_callbacks, text="Hello.")
+        run_jobs()
+        assert calls_to(mocked, SUBMIT) == 1
+    job.refresh_from_db()
+    audio = job.assets.get()
+    assert job.status == JobStatus.SUCCEEDED and audio.provider == "offline" and not audio.used_persona_voice
+    assert UsageRecord.objects.get(job=job).cost_usd == 0
+
+
+def test_a_minimax_task_that_never_finishes_is_given_up(owner, settings, run_jobs, django_capture_on_commit_callbacks):
+    minimax_persona(owner, settings)
+    settings.PROVIDER_POLL_SECONDS = 0
+    settings.MINIMAX_ASYNC_MAX_WAIT_SECONDS = 0
+    with responses.RequestsMock() as mocked:
+        mocked.post(SUBMIT, json=TASK)
+        mocked.get(QUERY, json=task_status("Processing"))
+        job = queue_blog(owner, django_capture_on_commit_callbacks)
+        run_jobs()
+        assert calls_to(mocked, SUBMIT) == 1
+    job.refresh_from_db()
+    assert job.status == JobStatus.FAILED and "did not finish the narration within 0 minutes" in job.error
+
+
+def test_a_blog_explainer_is_narrated_in_pieces_and_the_rest_as_one_task(
+    owner, settings, run_jobs, django_capture_on_commit_callbacks
+):
+    """The explainer video narrates the opening, with captions timed per segment, so the opening
+    segments keep their own requests; only the rest of the post is one background task."""
+    persona = minimax_persona(owner, settings)
+    persona.avatar_id, persona.avatar_provider = f"av{persona.pk}offline", "offline"
+    persona.avatar_training_status = TrainingStatus.READY
+    persona.avatar_approved_at = persona.voice_approved_at
+    persona.avatar_portrait.save("portrait.png", io.BytesIO(astronaut_portrait()), save=False)
+    persona.save()
+    settings.PROVIDER_POLL_SECONDS = 0
+    opening = {
+        "data": {"audio": make_audio("mp3", 2.0).hex(), "status": 2},
+        "extra_info": {"audio_length": 2000, "usage_characters": 30},
+        "base_resp": MM_OK,
+    }
+    text = "Short opening line. " + LONG_POST
+    with responses.RequestsMock() as mocked:
+        mocked.post(MINIMAX + "/v1/t2a_v2", json=opening)
+        mocked.post(SUBMIT, json=TASK)
+        mocked.get(QUERY, json=task_status("Success", 888))
+        mocked.get(RETRIEVE, body=make_audio("mp3", 3.0))
+        job = queue_blog(owner, django_capture_on_commit_callbacks, text=text, make_video=True)
+        run_jobs()
+        sent = json.loads(mocked.calls[1].request.body)
+    job.refresh_from_db()
+    assert job.status == JobStatus.SUCCEEDED, job.error
+    count = job.params["video_segment_count"]
+    assert sent["text"] == " ".join(job.params["segments"][count:])
+    assert [p["seconds"] for p in job.result["parts"]] == pytest.approx([2.0] * count + [3.0], abs=0.05)
+    assert job.result["video_seconds"] == pytest.approx(2.0 * count + 0.15 * (count - 1), abs=0.1)
+    audio = job.assets.get(kind=AssetKind.AUDIO)
+    assert audio.duration_seconds == pytest.approx(2.0 * count + 3.0 + 0.15 * count, abs=0.15)
+    assert job.assets.filter(kind=AssetKind.VIDEO).count() == 1
+    speech = UsageRecord.objects.filter(job=job, kind="voice_synthesis")
+    assert speech.count() == count + 1 and {r.provider for r in speech} == {"minimax"}
 
 
 def test_a_retried_step_neither_redoes_work_nor_charges_twice(
