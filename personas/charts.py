@@ -58,34 +58,34 @@ class UsageStatistics:
     by_month: list[MonthUsage]
 
 
-def usage_statistics(persona: WritingPersona, *, today: date | None = None, breakdowns: bool = True) -> UsageStatistics:
+@dataclass(frozen=True)
+class CapabilityCosts:
+    voice_cost: Decimal
+    avatar_cost: Decimal
+
+
+def usage_statistics(persona: WritingPersona, *, today: date | None = None) -> UsageStatistics:
     """Every figure comes from the persona's usage rows in a few grouped queries: cost and
     seconds per content type, kind and (for the charts) calendar month, and uses per content type
     and per kind. The groups are few however many rows there are, so the totals and breakdowns
-    are added up from them here. The live-status panel needs only the totals."""
-    months = _recent_months(today or date.today(), MONTHS_SHOWN) if breakdowns else []
+    are added up from them here. (The live-status panel reads capability_costs instead.)"""
+    months = _recent_months(today or date.today(), MONTHS_SHOWN)
     persona_rows = UsageRecord.objects.filter(persona=persona).order_by()
-    rows = persona_rows
-    if months:
-        # Which of the charted months a row falls in (-1: none), by datetime ranges: TruncMonth
-        # would run as a Python function on every row in SQLite.
-        edges = [datetime.combine(edge, time.min, tzinfo=UTC) for edge in [*months, _next_month(months[-1])]]
-        whens = [When(created_at__lt=edges[0], then=Value(-1))]
-        whens += [When(created_at__lt=end, then=Value(index)) for index, end in enumerate(edges[1:])]
-        rows = rows.annotate(month=Case(*whens, default=Value(-1)))
+    # Which of the charted months a row falls in (-1: none), by datetime ranges: TruncMonth
+    # would run as a Python function on every row in SQLite.
+    edges = [datetime.combine(edge, time.min, tzinfo=UTC) for edge in [*months, _next_month(months[-1])]]
+    whens = [When(created_at__lt=edges[0], then=Value(-1))]
+    whens += [When(created_at__lt=end, then=Value(index)) for index, end in enumerate(edges[1:])]
+    rows = persona_rows.annotate(month=Case(*whens, default=Value(-1)))
     groups = list(
-        rows.values("content_type", "kind", *(["month"] if months else [])).annotate(
-            cost=Sum("cost_usd"), seconds=Sum("media_seconds")
-        )
+        rows.values("content_type", "kind", "month").annotate(cost=Sum("cost_usd"), seconds=Sum("media_seconds"))
     )
     # Uses are pieces of content: one per job (a five-scene story is one use, not six provider
     # calls), and one per usage row made outside a job. A job has one content type, so the
     # counts per content type add up to the total.
     pieces = Count("job", distinct=True) + Count("pk", filter=Q(job__isnull=True))
     uses_by_type = dict(persona_rows.values("content_type").annotate(uses=pieces).values_list("content_type", "uses"))
-    uses_by_kind = (
-        dict(persona_rows.values("kind").annotate(uses=pieces).values_list("kind", "uses")) if breakdowns else {}
-    )
+    uses_by_kind = dict(persona_rows.values("kind").annotate(uses=pieces).values_list("kind", "uses"))
     return UsageStatistics(
         uses=sum(uses_by_type.values()),
         cost=sum((g["cost"] for g in groups), Decimal("0")),
@@ -93,12 +93,22 @@ def usage_statistics(persona: WritingPersona, *, today: date | None = None, brea
         avatar_cost=sum((g["cost"] for g in groups if g["kind"] == "avatar_video"), Decimal("0")),
         audio_minutes=sum(g["seconds"] for g in groups if g["kind"] == "voice_synthesis") / 60,
         video_minutes=sum(g["seconds"] for g in groups if g["kind"] == "avatar_video") / 60,
-        by_platform=_breakdown(groups, "content_type", CONTENT_TYPE_LABELS, uses_by_type) if breakdowns else [],
-        by_kind=_breakdown(groups, "kind", USAGE_KIND_LABELS, uses_by_kind) if breakdowns else [],
+        by_platform=_breakdown(groups, "content_type", CONTENT_TYPE_LABELS, uses_by_type),
+        by_kind=_breakdown(groups, "kind", USAGE_KIND_LABELS, uses_by_kind),
         by_month=[
             _month_usage([g for g in groups if g["month"] == index], month) for index, month in enumerate(months)
         ],
     )
+
+
+def capability_costs(persona: WritingPersona) -> CapabilityCosts:
+    """What the persona's voice and avatar have cost so far, in one aggregate: all the polled
+    live-status panel shows of the statistics."""
+    totals = UsageRecord.objects.filter(persona=persona).aggregate(
+        voice_cost=Sum("cost_usd", filter=Q(kind__in=VOICE_KINDS)),
+        avatar_cost=Sum("cost_usd", filter=Q(kind="avatar_video")),
+    )
+    return CapabilityCosts(totals["voice_cost"] or Decimal("0"), totals["avatar_cost"] or Decimal("0"))
 
 
 def _breakdown(groups: list[dict], field: str, labels: dict, uses: dict) -> list[Breakdown]:

@@ -15,5 +15,6 @@ def get_owned_or_404(model_or_queryset, user, **lookup):
 
 
 def current_persona(user) -> WritingPersona | None:
-    """The user's newest persona (the wizard creates one; older ones stay for history)."""
-    return WritingPersona.objects.filter(user=user).first()
+    """The user's newest persona (the wizard creates one; older ones stay for history), with its
+    user's subscription, which most pages that load the persona read."""
+    return WritingPersona.objects.filter(user=user).select_related("user__subscription").first()

@@ -95,8 +95,9 @@ def wizard_url(persona: WritingPersona, section: str) -> str:
 @require_GET
 @persona_required
 def dashboard(request, persona):
-    subscription = request.user.subscription
-    stats = charts.usage_statistics(persona, breakdowns=not request.htmx)
+    subscription = persona.user.subscription
+    # The polled live-status panel shows only the voice and avatar costs.
+    stats = charts.capability_costs(persona) if request.htmx else charts.usage_statistics(persona)
     voice_provider = persona.voice_provider or settings.VOICE_PROVIDER
     avatar_provider = persona.avatar_provider or settings.AVATAR_PROVIDER
     context = {
