@@ -3,6 +3,10 @@ submit, prediction result (processing once, then completed) and the output downl
 HTTP/1.1 with keep-alive like the real service, so a client that keeps its connections open
 pays for one TCP handshake per connection, not one per request.
 
+`/stats` also reports `busy_seconds`: the fake's own time per request, from the request fully
+received to the reply written (the fixed latency plus the fake's own work, which grows when its
+threads contend for the GIL), so a bench can tell the provider's time from the client's.
+
     .venv/bin/python bench/fake_wavespeed.py --port 8765 --latency 0.05
 """
 
@@ -30,6 +34,7 @@ class FakeWaveSpeed(BaseHTTPRequestHandler):
     latency = 0.05
     polls: dict[str, int] = {}
     counts: dict[str, int] = {}
+    busy = [0.0]
     lock = threading.Lock()
 
     def log_message(self, *args):
@@ -46,6 +51,11 @@ class FakeWaveSpeed(BaseHTTPRequestHandler):
         self.send_header("Content-Length", str(len(data)))
         self.end_headers()
         self.wfile.write(data)
+        received = getattr(self, "received", None)
+        if received is not None:
+            with self.lock:
+                self.busy[0] += time.perf_counter() - received
+            self.received = None
 
     def _base(self) -> str:
         return f"http://{self.headers['Host']}"
@@ -53,6 +63,7 @@ class FakeWaveSpeed(BaseHTTPRequestHandler):
     def do_POST(self):
         length = int(self.headers.get("Content-Length") or 0)
         self.rfile.read(length)
+        self.received = time.perf_counter()
         if self.path == "/api/v3/media/upload/binary":
             self._count("upload")
             time.sleep(self.latency)
@@ -69,7 +80,8 @@ class FakeWaveSpeed(BaseHTTPRequestHandler):
     def do_GET(self):
         if self.path == "/stats":
             with self.lock:
-                return self._reply(dict(self.counts))
+                return self._reply({**self.counts, "busy_seconds": self.busy[0]})
+        self.received = time.perf_counter()
         if self.path.startswith("/api/v3/predictions/") and self.path.endswith("/result"):
             self._count("result")
             time.sleep(self.latency)

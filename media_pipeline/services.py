@@ -96,9 +96,13 @@ def record_usage(
     cost_usd: Decimal,
     idempotency_key: str,
     content_type: str = "",
+    defer_job_totals: bool = False,
 ) -> UsageRecord:
     """Record one metered use; calling it again with the same key changes nothing (the key is
-    unique, so two workers racing on one step cannot both record it)."""
+    unique, so two workers racing on one step cannot both record it).
+
+    `defer_job_totals`: the job's cost and media seconds are raised by the step's next write of the
+    job (`_transition`) instead of an UPDATE of their own, for a step that writes the job at once."""
     record = UsageRecord(
         idempotency_key=idempotency_key,
         user=user,
@@ -124,10 +128,16 @@ def record_usage(
             raise  # another constraint failed, not a repeat
         return existing
     if job is not None:
-        MediaJob.objects.filter(pk=job.pk).update(
-            cost_usd=F("cost_usd") + cost_usd, media_seconds=F("media_seconds") + media_seconds
-        )
+        if defer_job_totals:
+            cost, seconds = getattr(job, "pending_totals", None) or (Decimal("0"), 0.0)
+            job.pending_totals = (cost + cost_usd, seconds + media_seconds)
+        else:
+            MediaJob.objects.filter(pk=job.pk).update(**_totals_update(cost_usd, media_seconds))
     return record
+
+
+def _totals_update(cost_usd: Decimal, media_seconds: float) -> dict:
+    return {"cost_usd": F("cost_usd") + cost_usd, "media_seconds": F("media_seconds") + media_seconds}
 
 
 # --- Job lifecycle ---------------------------------------------------------------------------
@@ -215,6 +225,10 @@ def load_owner(job: MediaJob) -> MediaJob:
         job.user = get_user_model().objects.select_related("subscription").get(pk=job.user_id)
         return job
     persona = WritingPersona.objects.select_related("user__subscription").filter(pk=job.persona_id).first()
+    return _attach_owner(job, persona)
+
+
+def _attach_owner(job: MediaJob, persona: WritingPersona | None) -> MediaJob:
     if persona is None:
         raise JobLost  # deleted with everything of its user (the job row went with it)
     job.persona = persona
@@ -250,8 +264,17 @@ def _save_job(job: MediaJob, **fields) -> None:
 
 def _transition(job: MediaJob, statuses, **fields) -> bool:
     """Write `fields` only while the job is in `statuses` and still at this step's token (one
-    conditional UPDATE). False: it was cancelled, failed, deleted or claimed again meanwhile."""
-    updated = MediaJob.objects.filter(pk=job.pk, status__in=statuses, step_token=job.step_token).update(**fields)
+    conditional UPDATE). False: it was cancelled, failed, deleted or claimed again meanwhile.
+    Uses recorded with `defer_job_totals` are added to the job's totals in the same UPDATE."""
+    pending = getattr(job, "pending_totals", None)
+    totals = _totals_update(*pending) if pending else {}
+    job.pending_totals = None
+    updated = MediaJob.objects.filter(pk=job.pk, status__in=statuses, step_token=job.step_token).update(
+        **fields, **totals
+    )
+    if totals and not updated:
+        # The use was made all the same: it counts on the job, whatever became of the job.
+        MediaJob.objects.filter(pk=job.pk).update(**totals)
     if updated:
         for name, value in fields.items():
             setattr(job, name, value)
@@ -739,9 +762,11 @@ def speak_for_persona(
     content_type: str,
     use_persona_voice: bool = True,
     usage_key: str = "",
+    defer_job_totals: bool = False,
 ):
     """Speech in the persona voice when it is ready (and wanted), else the tier's fallback voice.
-    `usage_key` names the job step for metering (default: the text), so a retried step is charged once.
+    `usage_key` names the job step for metering (default: the text), so a retried step is charged once;
+    `defer_job_totals` as for `record_usage`.
     Returns (SynthesisResult, provider name, used_persona_voice)."""
     use_persona_voice = use_persona_voice and persona.voice_ready
     gtts = settings.GTTS_ENABLED and settings.FALLBACK_VOICE_PROVIDER == "gtts"
@@ -782,6 +807,7 @@ def speak_for_persona(
             media_seconds=result.duration_seconds,
             cost_usd=synthesis_cost(provider_name, result.duration_seconds),
             idempotency_key=f"job:{job.pk}:speech:{content_type}:{usage_key or _text_key(text)}",
+            defer_job_totals=defer_job_totals,
         )
     return result, provider_name, used_persona
 
@@ -853,7 +879,10 @@ def _preview_narration(job: MediaJob, persona: WritingPersona) -> tuple[Synthesi
             characters=len(PREVIEW_LINE),
         )
         return speech, job.result.get("narration_persona_voice", False)
-    speech, _, used_persona = speak_for_persona(persona, PREVIEW_LINE, job=job, content_type="preview")
+    # The use is added to the job's totals by the checkpoint just below.
+    speech, _, used_persona = speak_for_persona(
+        persona, PREVIEW_LINE, job=job, content_type="preview", defer_job_totals=True
+    )
     name = default_storage.save(
         f"private/avatar_previews/narration-{uuid.uuid4().hex}{_audio_ext(speech.mime_type)}",
         ContentFile(speech.audio),
@@ -881,28 +910,41 @@ def _avatar_options(persona: WritingPersona) -> dict:
 
 
 def _complete_avatar(job: MediaJob, video: bytes) -> None:
-    load_owner(job)
     seconds = job.params.get("seconds", 0)
-    record_usage(
-        user=job.user,
-        persona=job.persona,
-        job=job,
-        kind="avatar_video",
-        content_type="preview",
-        provider=job.provider,
-        media_seconds=seconds,
-        cost_usd=avatar_cost(job.provider, seconds, job.params.get("resolution", "480p")),
-        idempotency_key=f"job:{job.pk}:avatar_video",
-    )
+
+    def charge(**kwargs) -> None:
+        record_usage(
+            user=job.user,
+            persona=job.persona,
+            job=job,
+            kind="avatar_video",
+            content_type="preview",
+            provider=job.provider,
+            media_seconds=seconds,
+            cost_usd=avatar_cost(job.provider, seconds, job.params.get("resolution", "480p")),
+            idempotency_key=f"job:{job.pk}:avatar_video",
+            **kwargs,
+        )
+
     preview_name = default_storage.save(f"private/avatar_previews/avatar-{uuid.uuid4().hex}.mp4", ContentFile(video))
     avatar_id = f"av{job.pk}x{uuid.uuid4().hex[:12]}"
     narration = job.result.get("narration_file")
+    owner_loaded = False
     try:
         with transaction.atomic():
-            # Locked and read again: approving, another job or a deletion may have changed it meanwhile.
-            persona = WritingPersona.objects.select_for_update().filter(pk=job.persona_id).first()
-            if persona is None:
-                raise JobLost
+            # Locked and read with its owner in one query: approving, another job or a deletion may
+            # have changed it since the render started.
+            persona = (
+                WritingPersona.objects.select_related("user__subscription")
+                .select_for_update(of=("self",))
+                .filter(pk=job.persona_id)
+                .first()
+            )
+            _attach_owner(job, persona)
+            owner_loaded = True
+            # The charge commits with the job's success (its totals in the same UPDATE); if the job
+            # was lost meanwhile, it is recorded below on its own, as the render was made and billed.
+            charge(defer_job_totals=True)
             recreating = bool(persona.avatar_approved_at and persona.avatar_id)
             # First, so a cancelled job (a deleted avatar, withdrawn consent) changes nothing.
             succeed_job(
@@ -915,8 +957,12 @@ def _complete_avatar(job: MediaJob, video: bytes) -> None:
             if not recreating:
                 _replace_avatar(persona, job, avatar_id, preview_name)
                 persona.save(update_fields=[*AVATAR_FIELDS, "updated_at"])
-    except JobLost:
+    except BaseException:
+        # Rolled back: nothing refers to the preview, and the charge must still be recorded.
         default_storage.delete(preview_name)
+        if owner_loaded:
+            job.pending_totals = None
+            charge()
         raise
     _delete_stored([narration])
 

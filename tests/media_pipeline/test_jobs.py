@@ -243,3 +243,41 @@ def test_a_submitted_render_deadline_scales_with_media_seconds_and_model(setting
     services.wait_for_provider(job, media_seconds=1)
     job.refresh_from_db()
     assert job.deadline == later
+
+
+def _deferred_charge(job, persona, key: str, cost: str = "0.15", seconds: float = 4):
+    return services.record_usage(
+        user=persona.user,
+        persona=persona,
+        job=job,
+        kind="avatar_video",
+        provider="wavespeed",
+        media_seconds=seconds,
+        cost_usd=Decimal(cost),
+        idempotency_key=key,
+        defer_job_totals=True,
+    )
+
+
+def test_deferred_usage_totals_go_out_with_the_jobs_next_write_once(persona, django_assert_num_queries):
+    job = services.claim_job(make_job(persona).pk)
+    _deferred_charge(job, persona, "k1")
+    _deferred_charge(job, persona, "k1")  # a repeat adds nothing
+    _deferred_charge(job, persona, "k2", cost="0.05", seconds=1)
+    with django_assert_num_queries(1):
+        services.checkpoint_job(job, progress=50)
+    services.succeed_job(job)
+    job.refresh_from_db()
+    assert job.cost_usd == Decimal("0.20") and job.media_seconds == 5 and job.progress == 100
+
+
+def test_deferred_usage_totals_still_count_on_a_job_lost_meanwhile(persona):
+    job = services.claim_job(make_job(persona).pk)
+    _deferred_charge(job, persona, "k1")
+    assert services.cancel_job(MediaJob.objects.get(pk=job.pk))
+    with pytest.raises(services.JobLost):
+        services.succeed_job(job)
+    services.fail_job(job, "crashed")  # nothing pending any more: not added twice
+    job.refresh_from_db()
+    assert job.status == JobStatus.CANCELLED
+    assert job.cost_usd == Decimal("0.15") and job.media_seconds == 4

@@ -176,6 +176,11 @@ def test_wavespeed_avatar_polls_until_completed_and_charges_once(settings, perso
     assert len(submits) == 1 and json.loads(submits[0].request.body)["image"] == "https://cdn.example/in"
     charges = UsageRecord.objects.filter(job=job, kind="avatar_video")
     assert charges.count() == 1 and charges.get().cost_usd > 0
+    # The job's totals are its uses (narration and video), each counted once.
+    uses = list(UsageRecord.objects.filter(job=job))
+    assert {u.kind for u in uses} == {"voice_synthesis", "avatar_video"}
+    assert job.cost_usd == sum(u.cost_usd for u in uses)
+    assert job.media_seconds == pytest.approx(sum(u.media_seconds for u in uses))
     persona.refresh_from_db()
     assert persona.avatar_ready
 
@@ -427,6 +432,39 @@ def test_an_avatar_cancelled_while_its_render_is_submitted_stays_cancelled(setti
     assert persona.avatar_training_status == TrainingStatus.FAILED and not persona.avatar_id
     # No poll follows, and the narration kept for a retry is gone.
     assert not [c for c in responses.calls if "/predictions/" in c.request.url]
+    assert stored_under("private/avatar_previews") == []
+
+
+@responses.activate
+def test_an_avatar_cancelled_while_its_video_downloads_is_charged_once_and_stays_cancelled(
+    settings, persona, on_commit, run_jobs
+):
+    settings.WAVESPEED_API_KEY = "ws-key"
+    settings.PROVIDER_POLL_SECONDS = 0
+    check = checked_photo(persona, on_commit, run_jobs)
+    job = on_commit(services.start_avatar_creation, persona=persona, check_job=check, provider="wavespeed")
+    upload = {"code": 200, "message": "success", "data": {"type": "x", "download_url": "https://cdn.example/in"}}
+    responses.post(f"{WAVESPEED}/api/v3/media/upload/binary", json=upload)
+    responses.post(
+        f"{WAVESPEED}/api/v3/wavespeed-ai/hunyuan-avatar",
+        json={"code": 200, "data": {"id": "pred6", "status": "created", "outputs": []}},
+    )
+    done = {"id": "pred6", "status": "completed", "outputs": ["https://cdn.example/o6.mp4"]}
+    responses.get(f"{WAVESPEED}/api/v3/predictions/pred6/result", json={"code": 200, "data": done})
+
+    def download_then_user_cancels(request):
+        assert services.cancel_job(MediaJob.objects.get(pk=job.pk))
+        return 200, {}, make_mp4()
+
+    responses.add_callback(responses.GET, "https://cdn.example/o6.mp4", callback=download_then_user_cancels)
+    run_jobs()
+    job.refresh_from_db()
+    persona.refresh_from_db()
+    assert job.status == JobStatus.CANCELLED and not persona.avatar_id
+    # The render was made (and billed by WaveSpeed): recorded once, and counted on the job.
+    charge = UsageRecord.objects.get(job=job, kind="avatar_video")
+    uses = list(UsageRecord.objects.filter(job=job))
+    assert job.cost_usd == sum(u.cost_usd for u in uses) and charge.cost_usd > 0
     assert stored_under("private/avatar_previews") == []
 
 
