@@ -754,6 +754,12 @@ def start_avatar_creation(*, persona: WritingPersona, check_job: MediaJob, provi
     return job
 
 
+def _longest_provider_call_seconds() -> float:
+    """How long one provider request can take with every retry the HTTP base allows."""
+    per_try = settings.HTTP_CONNECT_TIMEOUT + settings.HTTP_READ_TIMEOUT + settings.HTTP_BACKOFF_MAX_SECONDS
+    return per_try * (settings.HTTP_MAX_RETRIES + 1)
+
+
 def speak_for_persona(
     persona: WritingPersona,
     text: str,
@@ -771,9 +777,9 @@ def speak_for_persona(
     use_persona_voice = use_persona_voice and persona.voice_ready
     gtts = settings.GTTS_ENABLED and settings.FALLBACK_VOICE_PROVIDER == "gtts"
     if job is not None and (use_persona_voice or gtts):
-        # Long-text synthesis may poll its provider for minutes: keep the sweeper off this job.
-        # (The offline voice runs in this process in seconds; the step's own lease covers it.)
-        heartbeat(job, lease_seconds=settings.MINIMAX_ASYNC_MAX_WAIT_SECONDS + settings.JOB_LEASE_SECONDS)
+        # A provider call with all its retries (timeouts, backoff) can outlast the step's lease:
+        # keep the sweeper off this job meanwhile. (The offline voice runs here in seconds.)
+        heartbeat(job, lease_seconds=_longest_provider_call_seconds() + settings.JOB_LEASE_SECONDS)
     if use_persona_voice:
         provider_name = persona.voice_provider or settings.VOICE_PROVIDER
         try:
