@@ -781,7 +781,7 @@ def speak_for_persona(
         # keep the sweeper off this job meanwhile. (The offline voice runs here in seconds.)
         heartbeat(job, lease_seconds=_longest_provider_call_seconds() + settings.JOB_LEASE_SECONDS)
     if use_persona_voice:
-        provider_name = persona.voice_provider or settings.VOICE_PROVIDER
+        provider_name = persona.speaking_voice_provider
         try:
             result = get_voice_provider(provider_name).synthesize(
                 text,

@@ -364,7 +364,7 @@ def voice_panel(persona: WritingPersona, *, consented: set[str] | None = None, j
         voice_sample=sample,
         voice_sample_audio=_voice_sample_audio(sample),
         approved_at=persona.voice_approved_at,
-        offline_match=is_offline_voice(persona.voice_provider or settings.VOICE_PROVIDER),
+        offline_match=is_offline_voice(persona.speaking_voice_provider),
         candidate_offline_match=bool(work and is_offline_voice(work.provider)),
     )
 

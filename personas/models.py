@@ -170,6 +170,12 @@ class WritingPersona(models.Model):
         return self.name
 
     @property
+    def speaking_voice_provider(self) -> str:
+        """The provider that speaks in this persona's voice: the one it was trained with, or for a
+        voice not trained yet the one that would train it."""
+        return self.voice_provider or settings.VOICE_PROVIDER
+
+    @property
     def voice_ready(self) -> bool:
         return self.voice_training_status == TrainingStatus.READY and bool(self.voice_id) and not self.voice_opted_out
 

@@ -164,7 +164,7 @@ def plan_generation(*, persona: WritingPersona, request: GenerationRequest) -> G
 def expected_voice(persona: WritingPersona, use_persona_voice: bool) -> tuple[str, bool]:
     """The voice that will narrate: (provider name, is it the persona's own voice)."""
     if use_persona_voice and persona.voice_ready:
-        return persona.voice_provider or settings.VOICE_PROVIDER, True
+        return persona.speaking_voice_provider, True
     if settings.GTTS_ENABLED and settings.FALLBACK_VOICE_PROVIDER == "gtts":
         return "gtts", False
     return "offline", False
@@ -673,7 +673,7 @@ def _long_narration_start(job: MediaJob, persona: WritingPersona) -> int | None:
         return None
     if not (job.params["use_persona_voice"] and persona.voice_ready):
         return None
-    if not get_voice_provider(_persona_voice_provider(persona)).long_synthesis:
+    if not get_voice_provider(persona.speaking_voice_provider).long_synthesis:
         return None
     first = job.params["video_segment_count"]
     if len(job.result.get("parts") or []) > first:
@@ -684,10 +684,6 @@ def _long_narration_start(job: MediaJob, persona: WritingPersona) -> int | None:
     if job.content_type != ContentType.BLOG and len(text) <= settings.MINIMAX_SYNC_TEXT_LIMIT:
         return None
     return first
-
-
-def _persona_voice_provider(persona: WritingPersona) -> str:
-    return persona.voice_provider or settings.VOICE_PROVIDER
 
 
 def _long_narration_text(job: MediaJob, first: int) -> str:
@@ -745,7 +741,7 @@ def _narrate_long(job: MediaJob, persona: WritingPersona, first: int) -> bool | 
 
 
 def _submit_long_narration(job: MediaJob, persona: WritingPersona, first: int) -> bool | None:
-    provider_name = _persona_voice_provider(persona)
+    provider_name = persona.speaking_voice_provider
     provider = get_voice_provider(provider_name)
     submitting = {"first": first, "provider": provider_name}
     # Marked before sending, so a step re-run after a worker died mid-submit does not send it

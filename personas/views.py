@@ -98,7 +98,7 @@ def dashboard(request, persona):
     subscription = persona.user.subscription
     # The polled live-status panel shows only the voice and avatar costs.
     stats = charts.capability_costs(persona) if request.htmx else charts.usage_statistics(persona)
-    voice_provider = persona.voice_provider or settings.VOICE_PROVIDER
+    voice_provider = persona.speaking_voice_provider
     avatar_provider = persona.avatar_provider or settings.AVATAR_PROVIDER
     context = {
         "persona": persona,
